@@ -1,0 +1,1 @@
+//! Account directory, tier resolution, entity extraction and category classification. No I/O.

@@ -1,0 +1,1 @@
+//! Durable storage of tickets, messages, classifications, routing and audit events (sqlx).

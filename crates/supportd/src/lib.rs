@@ -1,0 +1,1 @@
+//! The supportd binary: CLI, configuration, wiring and task lifecycle.
