@@ -160,7 +160,10 @@ mod tests {
         for tier in Tier::ALL {
             assert_eq!(tier.slug().parse::<Tier>(), Ok(tier));
         }
-        assert_eq!(serde_json::to_string(&Tier::ManagedOs).unwrap(), "\"managed_os\"");
+        assert_eq!(
+            serde_json::to_string(&Tier::ManagedOs).unwrap(),
+            "\"managed_os\""
+        );
     }
 
     #[test]

@@ -31,9 +31,7 @@ impl TicketRef {
         while let Some(offset) = subject[start..].find('[') {
             let open = start + offset;
             start = open + 1;
-            let Some(close) = subject[open..].find(']') else {
-                return None;
-            };
+            let close = subject[open..].find(']')?;
             let inner = &subject[open + 1..open + close];
             if let Ok(ticket_ref) = inner.trim().parse() {
                 return Some(ticket_ref);
@@ -313,7 +311,15 @@ mod tests {
         assert_eq!(ticket_ref.number(), 1042);
         assert_eq!(ticket_ref.to_string(), "CS-1042");
         assert_eq!("cs-7".parse::<TicketRef>(), Ok(TicketRef::new(7)));
-        for bad in ["", "CS-", "CS1042", "XX-1", "CS-12a", "CS--1", "CS-99999999999999999999"] {
+        for bad in [
+            "",
+            "CS-",
+            "CS1042",
+            "XX-1",
+            "CS-12a",
+            "CS--1",
+            "CS-99999999999999999999",
+        ] {
             assert!(bad.parse::<TicketRef>().is_err(), "{bad}");
         }
     }
