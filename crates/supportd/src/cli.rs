@@ -1,0 +1,338 @@
+//! The command line: clap definitions and the dispatch to each command.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use supportd_classifier::Directory;
+use supportd_core::{QueueName, TicketRef, TicketStatus};
+use supportd_store::{QueueQuery, TicketOrder};
+
+use crate::pipeline::Pipeline;
+use crate::settings::{LogFormat, Settings};
+use crate::{Application, classify, ingest, now, open_store, report, serve, sources};
+
+/// supportd: support mail in, classified tickets in routed queues out.
+#[derive(Debug, Parser)]
+#[command(name = "supportd", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (default: config/default.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL, overriding the configuration (e.g. sqlite://data/supportd.db).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: watch the drop folder and turn new mail into tickets until stopped.
+    Serve,
+    /// Store mail as tickets: .eml files, directories of them, Maildirs, mbox files, or - for stdin.
+    Ingest {
+        /// What to ingest.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Messages per transaction (default from the configuration).
+        #[arg(long, value_name = "N")]
+        batch_size: Option<usize>,
+    },
+    /// Classify and route mail without storing anything; one line per message.
+    Classify {
+        /// Account directory CSV to use instead of the database's.
+        #[arg(long, value_name = "FILE.csv")]
+        accounts: Option<PathBuf>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// What to classify (same kinds as ingest).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Queues: list them, or show the tickets of one.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
+    /// Tickets: show one with its messages, classification and audit trail.
+    Ticket {
+        #[command(subcommand)]
+        command: TicketCommand,
+    },
+    /// The account directory that decides support tiers.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+    /// Create or update the database schema.
+    Migrate,
+    /// The configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Every queue with its open count, overdue count and oldest open ticket.
+    List,
+    /// The tickets of one queue.
+    Show {
+        /// Queue name, e.g. billing.
+        name: String,
+        /// Status to list: open, pending_customer, resolved, closed.
+        #[arg(long, default_value = "open")]
+        status: String,
+        /// Oldest first instead of newest first.
+        #[arg(long)]
+        oldest: bool,
+        /// Page size.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Next page: tickets after this one (e.g. CS-1042).
+        #[arg(long, value_name = "REF")]
+        after: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TicketCommand {
+    /// A ticket with its messages, classification reasons and audit trail.
+    Show {
+        /// Ticket reference, e.g. CS-1042.
+        reference: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Replace the account directory with the rows of a CSV file (LABELS.md format).
+    Import {
+        #[arg(value_name = "FILE.csv")]
+        file: PathBuf,
+    },
+    /// Print the account directory.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration, routing and classifier rules; print a summary.
+    Check,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref(), cli.database.as_deref())?;
+    init_tracing(&settings);
+    match cli.command {
+        Command::Serve => {
+            let application = Application::build(&settings).await?;
+            serve::serve(&application, &settings.intake, shutdown_signal()).await
+        }
+        Command::Ingest { paths, batch_size } => {
+            let inputs = sources::expand_inputs(&paths)?;
+            let application = Application::build(&settings).await?;
+            let batch_size = batch_size.unwrap_or(settings.intake.batch_size).max(1);
+            let show_progress = std::io::stderr().is_terminal();
+            let summary =
+                ingest::ingest_inputs(&application, inputs, batch_size, show_progress).await?;
+            println!(
+                "{} messages: {} new tickets, {} threaded replies, {} duplicates, {} quarantined, {} unreadable",
+                summary.total(),
+                summary.created,
+                summary.threaded,
+                summary.duplicates,
+                summary.quarantined,
+                summary.unreadable
+            );
+            Ok(())
+        }
+        Command::Classify {
+            accounts,
+            json,
+            paths,
+        } => {
+            let inputs = sources::expand_inputs(&paths)?;
+            let directory = match accounts {
+                Some(path) => read_directory(&path)?,
+                None => directory_from_database(&settings).await?,
+            };
+            let pipeline = Pipeline::load(&settings, directory)?;
+            let stdout = std::io::stdout();
+            let mut output = std::io::BufWriter::new(stdout.lock());
+            let (_, unreadable) = classify::classify_inputs(&pipeline, &inputs, json, &mut output)?;
+            if unreadable > 0 {
+                bail!("{unreadable} entries could not be read (see the warnings above)");
+            }
+            Ok(())
+        }
+        Command::Queue { command } => {
+            let store = open_store(&settings).await?;
+            match command {
+                QueueCommand::List => {
+                    let summaries = store.queue_summaries().await?;
+                    print!("{}", report::queue_list(&summaries, now()));
+                }
+                QueueCommand::Show {
+                    name,
+                    status,
+                    oldest,
+                    limit,
+                    after,
+                } => {
+                    let query = QueueQuery {
+                        queue: QueueName::parse(&name)?,
+                        status: status.parse::<TicketStatus>()?,
+                        order: if oldest {
+                            TicketOrder::OldestFirst
+                        } else {
+                            TicketOrder::NewestFirst
+                        },
+                        after: after.as_deref().map(str::parse::<TicketRef>).transpose()?,
+                        limit,
+                    };
+                    let tickets = store.queue_tickets(&query).await?;
+                    print!("{}", report::queue_show(&tickets, now()));
+                }
+            }
+            Ok(())
+        }
+        Command::Ticket {
+            command: TicketCommand::Show { reference },
+        } => {
+            let ticket_ref: TicketRef = reference.parse()?;
+            let store = open_store(&settings).await?;
+            match store.ticket(ticket_ref).await? {
+                Some(detail) => {
+                    print!("{}", report::ticket_show(&detail));
+                    Ok(())
+                }
+                None => bail!("no ticket {ticket_ref}"),
+            }
+        }
+        Command::Accounts { command } => {
+            let store = open_store(&settings).await?;
+            match command {
+                AccountsCommand::Import { file } => {
+                    let directory = read_directory(&file)?;
+                    let count = store.replace_accounts(directory.records()).await?;
+                    println!("{count} account records imported from {}", file.display());
+                }
+                AccountsCommand::List => {
+                    for record in store.accounts().await? {
+                        println!(
+                            "{}\t{}\t{}\t{}\tmanaged_os={}\tdefault={}",
+                            record.customer,
+                            record.subscription_id.as_deref().unwrap_or("-"),
+                            record.domains.join(";"),
+                            record.relationship,
+                            record.managed_os,
+                            record.is_default
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Migrate => {
+            open_store(&settings).await?;
+            println!("database {} is up to date", settings.database_url);
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let pipeline = Pipeline::load(&settings, Directory::from_records(Vec::new()))?;
+            println!("configuration {} is valid", settings.config_path.display());
+            println!("  database: {}", settings.database_url);
+            println!(
+                "  classifier rules: {}",
+                settings.classifier_rules_path.display()
+            );
+            println!(
+                "  routing rules: {} ({} queues)",
+                settings.routing_rules_path.display(),
+                pipeline.router().queues().len()
+            );
+            println!("  drop folder: {}", settings.intake.drop_folder.display());
+            Ok(())
+        }
+    }
+}
+
+fn read_directory(path: &std::path::Path) -> anyhow::Result<Directory> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the account directory {}", path.display()))?;
+    Ok(Directory::from_csv(&text, &path.display().to_string())?)
+}
+
+/// The database's account directory when the database exists; an empty one otherwise
+/// (`classify` must not create a database).
+async fn directory_from_database(settings: &Settings) -> anyhow::Result<Directory> {
+    let path = settings
+        .database_url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    if !std::path::Path::new(path).is_file() {
+        tracing::warn!(
+            database = %settings.database_url,
+            "No database and no --accounts: every sender is unmanaged."
+        );
+        return Ok(Directory::from_records(Vec::new()));
+    }
+    let store = supportd_store::Store::open(&settings.database_url).await?;
+    Ok(Directory::from_records(store.accounts().await?))
+}
+
+fn init_tracing(settings: &Settings) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&settings.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match settings.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
+}
+
+/// Resolves on the first SIGTERM or Ctrl-C; a second one exits at once.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    tokio::spawn(async {
+        wait_for_signal().await;
+        tracing::warn!("Second signal: exiting now.");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,194 @@
+//! Configuration: one [`Settings`] tree read from a TOML file, then overridden by
+//! `SUPPORTD_<SECTION>__<KEY>` environment variables, then validated.
+//!
+//! Two steps, as in the style guide: [`RawSettings`] is what serde reads (unknown
+//! keys are errors that name the key and the file); [`Settings`] holds validated
+//! values: resolved paths, the routing rules and category rules compiled.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+/// Where the configuration is looked for when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    pub database: RawDatabase,
+    pub classifier: RawRulesFile,
+    pub routing: RawRulesFile,
+    pub intake: RawIntake,
+    pub log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    pub url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRulesFile {
+    pub rules: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntake {
+    pub max_message_bytes: usize,
+    pub max_mime_parts: usize,
+    pub max_mime_depth: usize,
+    pub max_header_bytes: usize,
+    pub batch_size: usize,
+    pub drop_folder: PathBuf,
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Settings {
+    /// The file the settings came from, for messages.
+    pub config_path: PathBuf,
+    pub database_url: String,
+    pub classifier_rules_path: PathBuf,
+    pub routing_rules_path: PathBuf,
+    pub intake: IntakeSettings,
+    pub log: RawLog,
+}
+
+/// What intake needs: limits for the parser, batching, and the drop folder of `serve`.
+#[derive(Debug, Clone)]
+pub struct IntakeSettings {
+    pub limits: supportd_mail::Limits,
+    pub batch_size: usize,
+    pub drop_folder: PathBuf,
+    pub poll_interval: Duration,
+}
+
+impl Settings {
+    /// Reads `config_path` (or [`DEFAULT_CONFIG_PATH`]), applies environment
+    /// overrides and `database_override`, and validates the result.
+    pub fn load(
+        config_path: Option<&Path>,
+        database_override: Option<&str>,
+    ) -> anyhow::Result<Settings> {
+        let config_path = config_path.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
+        if !config_path.is_file() {
+            bail!(
+                "configuration file {} not found (give one with --config FILE)",
+                config_path.display()
+            );
+        }
+        let raw: RawSettings = Figment::new()
+            .merge(Toml::file_exact(config_path))
+            .merge(
+                // SUPPORTD_DATABASE__URL -> database.url. Variables without a
+                // section separator (SUPPORTD_SHARED_DIR, …) are not settings.
+                Env::prefixed("SUPPORTD_")
+                    .filter(|key| key.as_str().contains("__"))
+                    .split("__"),
+            )
+            .extract()
+            .map_err(|error| anyhow::anyhow!("{}", figment_error_text(error)))
+            .with_context(|| format!("invalid configuration in {}", config_path.display()))?;
+        Settings::validate(config_path, raw, database_override)
+    }
+
+    fn validate(
+        config_path: &Path,
+        raw: RawSettings,
+        database_override: Option<&str>,
+    ) -> anyhow::Result<Settings> {
+        let config_dir = config_path.parent().unwrap_or(Path::new("."));
+        let beside_config = |path: &Path| {
+            if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                config_dir.join(path)
+            }
+        };
+        let intake = &raw.intake;
+        if intake.batch_size == 0 || intake.batch_size > 10_000 {
+            bail!(
+                "{}: intake.batch_size must be between 1 and 10000, not {}",
+                config_path.display(),
+                intake.batch_size
+            );
+        }
+        if intake.max_message_bytes < 1024 {
+            bail!(
+                "{}: intake.max_message_bytes must be at least 1024, not {}",
+                config_path.display(),
+                intake.max_message_bytes
+            );
+        }
+        let database_url = database_override.unwrap_or(&raw.database.url).to_owned();
+        if !database_url.starts_with("sqlite:") {
+            bail!(
+                "database URL `{}` is not supported: use sqlite://PATH",
+                database_url
+            );
+        }
+        Ok(Settings {
+            config_path: config_path.to_path_buf(),
+            database_url,
+            classifier_rules_path: beside_config(&raw.classifier.rules),
+            routing_rules_path: beside_config(&raw.routing.rules),
+            intake: IntakeSettings {
+                limits: supportd_mail::Limits {
+                    max_message_bytes: intake.max_message_bytes,
+                    max_mime_parts: intake.max_mime_parts,
+                    max_mime_depth: intake.max_mime_depth,
+                    max_header_bytes: intake.max_header_bytes,
+                },
+                batch_size: intake.batch_size,
+                drop_folder: intake.drop_folder.clone(),
+                poll_interval: Duration::from_millis(intake.poll_interval_ms.max(10)),
+            },
+            log: raw.log,
+        })
+    }
+}
+
+/// Every error of a figment extraction, one per line, each with its key and source.
+fn figment_error_text(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|error| {
+            let key = error.path.join(".");
+            let source = error
+                .metadata
+                .as_ref()
+                .and_then(|metadata| metadata.source.as_ref())
+                .map(|source| format!(" (from {source})"))
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", error.kind)
+            } else {
+                format!("key `{key}`: {}{source}", error.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
