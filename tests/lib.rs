@@ -1,1 +1,163 @@
+//! Harness for the integration tests: runs the real `supportd` binary in a
+//! temporary directory with its own SQLite file, and finds the shared corpora.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Our own fixtures (tests/fixtures).
+pub fn fixtures() -> PathBuf {
+    workspace_root().join("tests").join("fixtures")
+}
+
+/// The `supportd` binary of this build: `target/<profile>/supportd`, built on
+/// first use when `cargo test` was run for this package alone.
+pub fn supportd_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let test_executable = std::env::current_exe().expect("current test executable");
+        // target/<profile>/deps/integration-<hash> -> target/<profile>/supportd
+        let profile_dir = test_executable
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in target/<profile>/deps");
+        let binary = profile_dir.join(format!("supportd{}", std::env::consts::EXE_SUFFIX));
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "supportd", "--bin", "supportd"])
+            .args(if profile_dir.ends_with("release") {
+                &["--release"][..]
+            } else {
+                &[][..]
+            })
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build of supportd failed");
+        assert!(binary.is_file(), "{} missing after build", binary.display());
+        binary
+    })
+}
+
+/// The shared corpora (`../shared` beside the workspace, or `SUPPORTD_SHARED_DIR`).
+/// `None` when absent; under CI (env `CI` set) their absence fails the test,
+/// because CI must run the acceptance tests.
+pub fn shared_dir() -> Option<PathBuf> {
+    let candidate = std::env::var_os("SUPPORTD_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("..").join("shared"));
+    if candidate.join("corpus").is_dir() {
+        return Some(candidate);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but the shared corpora are missing at {} (set SUPPORTD_SHARED_DIR)",
+        candidate.display()
+    );
+    eprintln!(
+        "skipped: shared corpora not found at {}",
+        candidate.display()
+    );
+    None
+}
+
+/// A scratch directory with its own database, drop folder and working directory.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        TestEnv {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.path().join("supportd.db")
+    }
+
+    /// `supportd --config <repo config> --database <temp db> ARGS`, run in the temp dir.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(supportd_binary());
+        command
+            .arg("--config")
+            .arg(workspace_root().join("config").join("default.toml"))
+            .arg("--database")
+            .arg(format!("sqlite://{}", self.database_path().display()))
+            .args(args)
+            .current_dir(self.path())
+            .env("SUPPORTD_INTAKE__DROP_FOLDER", self.path().join("inbox"))
+            .env("RUST_LOG", "warn")
+            .env_remove("SUPPORTD_DATABASE__URL")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs a command and returns its output, whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run supportd")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "supportd {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            !output.status.success(),
+            "supportd {args:?} should have failed:\nstdout:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let stderr = String::from_utf8(output.stderr).expect("utf-8 stderr");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+            "a user error must not panic:\n{stderr}"
+        );
+        stderr
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        TestEnv::new()
+    }
+}
+
+/// Parses `ingest`'s summary line into (total, created, threaded, duplicates, quarantined, unreadable).
+pub fn parse_summary(stdout: &str) -> [u64; 6] {
+    let line = stdout
+        .lines()
+        .find(|line| line.contains("new tickets"))
+        .unwrap_or_else(|| panic!("no summary line in:\n{stdout}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|part| !part.is_empty())
+        .map(|part| part.parse().expect("number"))
+        .collect();
+    numbers
+        .try_into()
+        .unwrap_or_else(|_| panic!("unexpected summary line: {line}"))
+}

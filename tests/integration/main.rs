@@ -1,1 +1,8 @@
-//! Integration tests of the supportd binary.
+//! Integration tests of the supportd binary: real processes, real SQLite files.
+//! One test binary (see ripgrep's tests/tests.rs); one module per area.
+
+mod bad_input;
+mod classify;
+mod corpus;
+mod ingest;
+mod serve;
