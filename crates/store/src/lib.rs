@@ -1,1 +1,220 @@
-//! Durable storage of tickets, messages, classifications, routing and audit events (sqlx).
+//! Durable storage of tickets, messages, classifications, routing and audit
+//! events, with sqlx. All SQL of supportd lives in this crate.
+//!
+//! # Overview
+//!
+//! - [`Store`] is the handle every caller uses: an enum with one variant per
+//!   backend ([`SqliteStore`] today; PostgreSQL comes later) whose async
+//!   methods match on the variant. Callers never name a backend; adding one
+//!   touches only this crate. `Store` is cheap to clone (a pool inside).
+//! - [`IngestItem`] is what the pipeline hands over for one raw message: the
+//!   bytes, its [`SourcePosition`], and [`IngestContent`], either the parsed
+//!   `InboundMessage` with its `Classification` and `RouteDecision`, or the
+//!   reason it was quarantined. [`Store::ingest_batch`] stores a batch of them in
+//!   one transaction and answers one [`IngestOutcome`] per item: `Created`,
+//!   `Threaded` (a reply on an existing ticket), `Duplicate` (already stored,
+//!   nothing written) or `Quarantined`. The source may acknowledge the batch once
+//!   the call returns `Ok`.
+//! - Reads serve the staff views: [`QueueSummary`] per queue
+//!   ([`Store::queue_summaries`]), pages of [`TicketSummary`] with keyset paging
+//!   ([`QueueQuery`], [`Store::queue_tickets`]), and a [`TicketDetail`] with its
+//!   [`StoredMessage`]s, [`StoredRoute`]s and [`AuditEvent`]s ([`Store::ticket`]).
+//! - [`StoreError`] sorts failures into what a caller can act on: retry later
+//!   (`Unavailable`), call an operator (`Corrupt`, `Migration`), fix the
+//!   configuration (`InvalidUrl`), or a bug (`Unexpected`).
+//!
+//! # Invariants
+//!
+//! - A message is stored once: `(message_id, content_hash)` and, for IMAP,
+//!   `(mailbox, uidvalidity, uid)` are unique in the schema.
+//! - Ticket numbers start at 1001 and are never reused.
+//! - `audit_events` is append-only: no code updates or deletes it, and triggers
+//!   refuse it.
+//! - Enum columns hold the `slug()` of the supportd-core type, guarded by a CHECK;
+//!   the mapping is in `codec` and nowhere else.
+//! - The raw bytes of every message are kept, parsed or not.
+
+mod codec;
+mod error;
+mod model;
+mod sqlite;
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use supportd_core::{AccountRecord, TicketRef, TicketStatus};
+
+pub use error::StoreError;
+pub use model::{
+    AuditEvent, AuditKind, ImapUid, IngestContent, IngestItem, IngestOutcome, ParseSourceKindError,
+    QueueQuery, QueueSummary, SourceKind, SourcePosition, StoredMessage, StoredRoute, TicketDetail,
+    TicketLabels, TicketOrder, TicketSummary,
+};
+pub use sqlite::SqliteStore;
+
+/// The store: one variant per database backend.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// An embedded SQLite file: the default, for one `supportd serve`.
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens the database named by `url`: `sqlite://data/supportd.db` or
+    /// `sqlite:path/to/file.db` (relative paths are relative to the working
+    /// directory). Creates the file and its parent directory when missing.
+    /// Does not migrate: call [`Store::migrate`].
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let invalid = |reason: &str| StoreError::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            return Err(invalid("PostgreSQL is not supported by this build yet"));
+        }
+        let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        else {
+            return Err(invalid("expected sqlite://<path> or sqlite:<path>"));
+        };
+        if rest.contains('?') {
+            return Err(invalid(
+                "query parameters are not supported; the store sets its own pragmas",
+            ));
+        }
+        if rest.is_empty() || rest == ":memory:" {
+            return Err(invalid("a file path is required (the store is durable)"));
+        }
+        SqliteStore::open(Path::new(rest)).await.map(Store::Sqlite)
+    }
+
+    /// The database (file path), for logs and error messages.
+    pub fn database(&self) -> &str {
+        match self {
+            Store::Sqlite(store) => store.database(),
+        }
+    }
+
+    /// Applies the migrations not yet applied. Safe to call on every start.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.migrate().await,
+        }
+    }
+
+    /// Closes the connections; pending operations finish first.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(store) => store.close().await,
+        }
+    }
+
+    /// Stores a batch of messages in ONE transaction, in order, and returns one
+    /// outcome per item in the same order. Per item:
+    ///
+    /// 1. Already stored, by `(message_id, content_hash)` or by IMAP source
+    ///    position: `Duplicate(ticket)`, nothing written.
+    /// 2. A parsed message whose In-Reply-To or References name a stored message,
+    ///    or whose subject carries the tag of an existing ticket: appended to that
+    ///    ticket with its classification, not re-routed, `Threaded(ticket)`. A
+    ///    resolved (or pending-customer) ticket opens again; a closed one stays
+    ///    closed.
+    /// 3. Any other parsed message: a new ticket, routed by its `RouteDecision`,
+    ///    `Created(ticket)`.
+    /// 4. A quarantined item: a new ticket in the `quarantine` queue, without
+    ///    labels, `Quarantined(ticket)`.
+    ///
+    /// An item later in the batch sees the items before it (a reply threads onto
+    /// a ticket created earlier in the same batch). On error nothing of the batch
+    /// is stored.
+    pub async fn ingest_batch(
+        &self,
+        items: &[IngestItem],
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.ingest_batch(items).await,
+        }
+    }
+
+    /// Sets a ticket's status on behalf of `actor` (a staff login, or
+    /// `supportd`), at `at` (Unix seconds), with a `status_changed` audit event
+    /// when it changes. Returns the previous status, `None` when there is no
+    /// such ticket.
+    pub async fn set_status(
+        &self,
+        ticket_ref: TicketRef,
+        status: TicketStatus,
+        actor: &str,
+        at: i64,
+    ) -> Result<Option<TicketStatus>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.set_status(ticket_ref, status, actor, at).await,
+        }
+    }
+
+    /// Replaces the whole account directory with `records`, in one transaction,
+    /// keeping their order. Returns how many were stored.
+    pub async fn replace_accounts(&self, records: &[AccountRecord]) -> Result<usize, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.replace_accounts(records).await,
+        }
+    }
+
+    /// The account directory, in the order it was stored.
+    pub async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.accounts().await,
+        }
+    }
+
+    /// Every queue that holds a ticket (of any status), by name, with its open
+    /// and pending counts, the oldest open ticket's creation time, how many open
+    /// tickets are past their first-response due time now, and open counts by
+    /// priority.
+    pub async fn queue_summaries(&self) -> Result<Vec<QueueSummary>, StoreError> {
+        self.queue_summaries_at(unix_now()).await
+    }
+
+    /// [`Store::queue_summaries`] as of `now` (Unix seconds).
+    pub async fn queue_summaries_at(&self, now: i64) -> Result<Vec<QueueSummary>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.queue_summaries_at(now).await,
+        }
+    }
+
+    /// A page of tickets of one queue and status, ordered by ticket number.
+    pub async fn queue_tickets(
+        &self,
+        query: &QueueQuery,
+    ) -> Result<Vec<TicketSummary>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.queue_tickets(query).await,
+        }
+    }
+
+    /// A ticket with its messages (oldest first, attachment metadata and
+    /// classification included), routing decisions and audit trail; `None`
+    /// when there is no such ticket.
+    pub async fn ticket(&self, ticket_ref: TicketRef) -> Result<Option<TicketDetail>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.ticket(ticket_ref).await,
+        }
+    }
+
+    /// The raw bytes of a stored message (by [`StoredMessage::id`]), exactly as
+    /// received; `None` when there is no such message.
+    pub async fn raw_message(&self, message_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.raw_message(message_id).await,
+        }
+    }
+}
+
+/// Now as Unix seconds; a clock before 1970 reads as 0.
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

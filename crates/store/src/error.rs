@@ -1,0 +1,114 @@
+//! The one error type of the store, with variants a caller can act on.
+
+/// Why a store operation failed. Every message names the database and what the
+/// store was doing; the cause is in `source()` (print with `{:#}` via anyhow).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no backend this build supports, or is malformed.
+    /// Fix the configuration.
+    #[error("`{url}` is not a usable database URL: {reason}")]
+    InvalidUrl { url: String, reason: String },
+
+    /// The database cannot be reached right now: locked by another writer past
+    /// the busy timeout, the file cannot be opened, the disk is full, the pool
+    /// is closed. Retry later; nothing of the failed operation was committed.
+    #[error("database {database} is unavailable while {doing}")]
+    Unavailable {
+        database: String,
+        doing: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// The database holds something this version cannot read: a damaged file,
+    /// or a row whose value breaks the schema's promises. An operator must look.
+    #[error("database {database} is corrupt or unreadable while {doing}: {detail}")]
+    Corrupt {
+        database: String,
+        doing: &'static str,
+        detail: String,
+    },
+
+    /// Applying the migrations failed (or the database was migrated by a newer
+    /// version). The database is left as the failed migration found it.
+    #[error("migrating database {database} failed")]
+    Migration {
+        database: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+
+    /// Anything else: a bug or a broken invariant. The chain says what and where.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// SQLite primary result codes that mean "try again later" or "cannot reach
+/// the file": BUSY, LOCKED, NOMEM, IOERR, FULL, CANTOPEN, PROTOCOL.
+const SQLITE_UNAVAILABLE_CODES: [i64; 7] = [5, 6, 7, 10, 13, 14, 15];
+/// SQLite primary result codes for a damaged file: CORRUPT, NOTADB.
+const SQLITE_CORRUPT_CODES: [i64; 2] = [11, 26];
+
+impl StoreError {
+    /// Sorts a sqlx error from `database` into the variant a caller can act on.
+    pub(crate) fn from_sqlx(database: &str, doing: &'static str, error: sqlx::Error) -> StoreError {
+        match &error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable {
+                database: database.to_owned(),
+                doing,
+                source: error,
+            },
+            sqlx::Error::Database(database_error) => {
+                // SQLite reports extended result codes; the low byte is the primary code.
+                let primary = database_error
+                    .code()
+                    .and_then(|code| code.parse::<i64>().ok())
+                    .map(|code| code & 0xff);
+                match primary {
+                    Some(code) if SQLITE_UNAVAILABLE_CODES.contains(&code) => {
+                        StoreError::Unavailable {
+                            database: database.to_owned(),
+                            doing,
+                            source: error,
+                        }
+                    }
+                    Some(code) if SQLITE_CORRUPT_CODES.contains(&code) => StoreError::Corrupt {
+                        database: database.to_owned(),
+                        doing,
+                        detail: error.to_string(),
+                    },
+                    _ => unexpected(database, doing, error),
+                }
+            }
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::Corrupt {
+                database: database.to_owned(),
+                doing,
+                detail: error.to_string(),
+            },
+            _ => unexpected(database, doing, error),
+        }
+    }
+
+    /// A stored value that does not decode into its domain type.
+    pub(crate) fn corrupt(database: &str, doing: &'static str, detail: String) -> StoreError {
+        StoreError::Corrupt {
+            database: database.to_owned(),
+            doing,
+            detail,
+        }
+    }
+
+    /// True when retrying later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+fn unexpected(database: &str, doing: &'static str, error: sqlx::Error) -> StoreError {
+    StoreError::Unexpected(anyhow::Error::new(error).context(format!(
+        "database {database}: unexpected error while {doing}"
+    )))
+}

@@ -1,0 +1,357 @@
+//! The SQLite backend: one database file in WAL mode, a small connection pool,
+//! and write transactions begun with `BEGIN IMMEDIATE` so two writers queue on
+//! the busy timeout instead of failing with a lock upgrade error.
+
+mod ingest;
+mod rows;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use supportd_core::{AccountRecord, Priority, TicketRef, TicketStatus};
+
+use crate::codec::{self, to_i64};
+use crate::error::StoreError;
+use crate::model::{
+    IngestItem, IngestOutcome, QueueQuery, QueueSummary, TicketDetail, TicketOrder, TicketSummary,
+};
+use rows::{AccountRow, AttachmentRow, AuditRow, MessageRow, QueueSummaryRow, RouteRow, TicketRow};
+
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Readers run concurrently in WAL mode; writers queue on `BEGIN IMMEDIATE`.
+const MAX_CONNECTIONS: u32 = 4;
+/// Statement used for every write transaction.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// A store on one SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// The file path, for error messages.
+    database: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its parent directories when missing) the
+    /// database at `path`, in WAL mode with `synchronous=NORMAL`, a busy
+    /// timeout and foreign keys enforced. Does not migrate.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let database = path.display().to_string();
+        let doing = "opening the database";
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| StoreError::from_sqlx(&database, doing, sqlx::Error::Io(error)))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(PathBuf::from(path))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|error| StoreError::from_sqlx(&database, doing, error))?;
+        Ok(SqliteStore { pool, database })
+    }
+
+    /// The database file path.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Applies the migrations of `migrations/sqlite` not yet applied.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("../../migrations/sqlite")
+            .run(&self.pool)
+            .await
+            .map_err(|source| StoreError::Migration {
+                database: self.database.clone(),
+                source,
+            })
+    }
+
+    /// Closes the pool, waiting for connections to finish (checkpoints the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn error(&self, doing: &'static str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+        move |error| StoreError::from_sqlx(&self.database, doing, error)
+    }
+
+    fn corrupt(&self, doing: &'static str) -> impl Fn(codec::DecodeError) -> StoreError + '_ {
+        move |error| StoreError::corrupt(&self.database, doing, error.to_string())
+    }
+
+    /// See [`crate::Store::ingest_batch`].
+    pub async fn ingest_batch(
+        &self,
+        items: &[IngestItem],
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let doing = "ingesting a batch of messages";
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut transaction = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(self.error(doing))?;
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            let outcome = ingest::ingest_item(&mut transaction, item)
+                .await
+                .map_err(self.error(doing))?;
+            outcomes.push(outcome);
+        }
+        transaction.commit().await.map_err(self.error(doing))?;
+        Ok(outcomes)
+    }
+
+    /// See [`crate::Store::set_status`].
+    pub async fn set_status(
+        &self,
+        ticket_ref: TicketRef,
+        status: TicketStatus,
+        actor: &str,
+        at: i64,
+    ) -> Result<Option<TicketStatus>, StoreError> {
+        let doing = "changing a ticket's status";
+        let Ok(number) = i64::try_from(ticket_ref.number()) else {
+            return Ok(None);
+        };
+        let mut transaction = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(self.error(doing))?;
+        let previous: Option<String> =
+            sqlx::query_scalar("SELECT status FROM tickets WHERE number = ?1")
+                .bind(number)
+                .fetch_optional(&mut *transaction)
+                .await
+                .map_err(self.error(doing))?;
+        let Some(previous) = previous else {
+            return Ok(None);
+        };
+        let previous: TicketStatus =
+            codec::slug("tickets.status", &previous).map_err(self.corrupt(doing))?;
+        if previous != status {
+            ingest::change_status(
+                &mut transaction,
+                number,
+                previous,
+                status,
+                actor,
+                at,
+                "staff",
+            )
+            .await
+            .map_err(self.error(doing))?;
+        }
+        transaction.commit().await.map_err(self.error(doing))?;
+        Ok(Some(previous))
+    }
+
+    /// See [`crate::Store::replace_accounts`].
+    pub async fn replace_accounts(&self, records: &[AccountRecord]) -> Result<usize, StoreError> {
+        let doing = "replacing the account directory";
+        let mut transaction = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(self.error(doing))?;
+        sqlx::query("DELETE FROM accounts")
+            .execute(&mut *transaction)
+            .await
+            .map_err(self.error(doing))?;
+        for (position, record) in records.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO accounts (position, customer, domains, contacts, tenant_id, \
+                 subscription_id, relationship, managed_os, is_default, source) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .bind(to_i64(position as u64))
+            .bind(&record.customer)
+            .bind(codec::to_json(&record.domains).map_err(self.error(doing))?)
+            .bind(codec::to_json(&record.contacts).map_err(self.error(doing))?)
+            .bind(&record.tenant_id)
+            .bind(&record.subscription_id)
+            .bind(record.relationship.slug())
+            .bind(record.managed_os)
+            .bind(record.is_default)
+            .bind(&record.source)
+            .execute(&mut *transaction)
+            .await
+            .map_err(self.error(doing))?;
+        }
+        transaction.commit().await.map_err(self.error(doing))?;
+        Ok(records.len())
+    }
+
+    /// See [`crate::Store::accounts`].
+    pub async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        let doing = "reading the account directory";
+        let rows: Vec<AccountRow> = sqlx::query_as(
+            "SELECT customer, domains, contacts, tenant_id, subscription_id, relationship, \
+             managed_os, is_default, source FROM accounts ORDER BY position",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error(doing))?;
+        rows.into_iter()
+            .map(AccountRow::into_record)
+            .collect::<Result<_, _>>()
+            .map_err(self.corrupt(doing))
+    }
+
+    /// See [`crate::Store::queue_summaries_at`].
+    pub async fn queue_summaries_at(&self, now: i64) -> Result<Vec<QueueSummary>, StoreError> {
+        let doing = "summarising the queues";
+        let rows: Vec<QueueSummaryRow> = sqlx::query_as(
+            "SELECT queue, \
+             SUM(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS open, \
+             SUM(CASE WHEN status = 'pending_customer' THEN 1 ELSE 0 END) AS pending_customer, \
+             MIN(CASE WHEN status = 'open' THEN created_at END) AS oldest_open_created_at, \
+             SUM(CASE WHEN status = 'open' AND first_response_due < ?1 THEN 1 ELSE 0 END) AS overdue, \
+             SUM(CASE WHEN status = 'open' AND priority = 'low' THEN 1 ELSE 0 END) AS open_low, \
+             SUM(CASE WHEN status = 'open' AND priority = 'normal' THEN 1 ELSE 0 END) AS open_normal, \
+             SUM(CASE WHEN status = 'open' AND priority = 'high' THEN 1 ELSE 0 END) AS open_high, \
+             SUM(CASE WHEN status = 'open' AND priority = 'urgent' THEN 1 ELSE 0 END) AS open_urgent \
+             FROM tickets GROUP BY queue ORDER BY queue",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error(doing))?;
+        rows.into_iter()
+            .map(QueueSummaryRow::into_summary)
+            .collect::<Result<_, _>>()
+            .map_err(self.corrupt(doing))
+    }
+
+    /// See [`crate::Store::queue_tickets`].
+    pub async fn queue_tickets(
+        &self,
+        query: &QueueQuery,
+    ) -> Result<Vec<TicketSummary>, StoreError> {
+        let doing = "listing a queue";
+        let limit = i64::from(query.limit.min(QueueQuery::MAX_LIMIT));
+        let after = query.after.map(|ticket_ref| to_i64(ticket_ref.number()));
+        // Two statements rather than a dynamic ORDER BY, so both stay prepared;
+        // a sentinel instead of `?3 IS NULL OR ...` keeps the index range usable.
+        let (sql, after) = match query.order {
+            TicketOrder::NewestFirst => (
+                concat!(
+                    rows::ticket_select!(),
+                    " WHERE t.queue = ?1 AND t.status = ?2 AND t.number < ?3 \
+                     ORDER BY t.number DESC LIMIT ?4"
+                ),
+                after.unwrap_or(i64::MAX),
+            ),
+            TicketOrder::OldestFirst => (
+                concat!(
+                    rows::ticket_select!(),
+                    " WHERE t.queue = ?1 AND t.status = ?2 AND t.number > ?3 \
+                     ORDER BY t.number ASC LIMIT ?4"
+                ),
+                after.unwrap_or(i64::MIN),
+            ),
+        };
+        let rows: Vec<TicketRow> = sqlx::query_as(sql)
+            .bind(query.queue.as_str())
+            .bind(query.status.slug())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.error(doing))?;
+        rows.into_iter()
+            .map(TicketRow::into_summary)
+            .collect::<Result<_, _>>()
+            .map_err(self.corrupt(doing))
+    }
+
+    /// See [`crate::Store::ticket`].
+    pub async fn ticket(&self, ticket_ref: TicketRef) -> Result<Option<TicketDetail>, StoreError> {
+        let doing = "reading a ticket";
+        let Ok(number) = i64::try_from(ticket_ref.number()) else {
+            return Ok(None);
+        };
+        // One read transaction: a consistent snapshot of the ticket and its parts.
+        let mut transaction = self.pool.begin().await.map_err(self.error(doing))?;
+        let ticket: Option<TicketRow> =
+            sqlx::query_as(concat!(rows::ticket_select!(), " WHERE t.number = ?1"))
+                .bind(number)
+                .fetch_optional(&mut *transaction)
+                .await
+                .map_err(self.error(doing))?;
+        let Some(ticket) = ticket else {
+            return Ok(None);
+        };
+        let messages: Vec<MessageRow> = sqlx::query_as(concat!(
+            rows::message_select!(),
+            " WHERE m.ticket_number = ?1 ORDER BY m.id"
+        ))
+        .bind(number)
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(self.error(doing))?;
+        let attachments: Vec<AttachmentRow> = sqlx::query_as(
+            "SELECT a.message_id, a.filename, a.content_type, a.size, a.sha256 \
+             FROM messages AS m JOIN attachments AS a ON a.message_id = m.id \
+             WHERE m.ticket_number = ?1 ORDER BY a.message_id, a.position",
+        )
+        .bind(number)
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(self.error(doing))?;
+        let routes: Vec<RouteRow> = sqlx::query_as(
+            "SELECT message_id, decided_at, queue, priority, first_response_due, rule, reasons, \
+             actions FROM route_decisions WHERE ticket_number = ?1 ORDER BY id",
+        )
+        .bind(number)
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(self.error(doing))?;
+        let audit: Vec<AuditRow> = sqlx::query_as(
+            "SELECT at, kind, actor, detail FROM audit_events WHERE ticket_number = ?1 ORDER BY id",
+        )
+        .bind(number)
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(self.error(doing))?;
+        transaction.commit().await.map_err(self.error(doing))?;
+        rows::ticket_detail(ticket, messages, attachments, routes, audit)
+            .map(Some)
+            .map_err(self.corrupt(doing))
+    }
+
+    /// See [`crate::Store::raw_message`].
+    pub async fn raw_message(&self, message_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let doing = "reading a raw message";
+        sqlx::query_scalar("SELECT raw FROM raw_messages WHERE message_id = ?1")
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.error(doing))
+    }
+}
+
+/// Priorities in the order `QueueSummary::open_by_priority` lists them.
+pub(crate) const PRIORITIES: [Priority; 4] = [
+    Priority::Low,
+    Priority::Normal,
+    Priority::High,
+    Priority::Urgent,
+];
