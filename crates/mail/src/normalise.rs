@@ -1,0 +1,415 @@
+//! The entry point: raw bytes to [`Normalised`].
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::LazyLock;
+
+use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::{HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+use supportd_core::{InboundMessage, MessageFlags};
+
+use crate::addresses::{addresses_of, clean_header_text};
+use crate::attachments::attachments_of;
+use crate::automatic::automatic_cues;
+use crate::bodies::{bodies_of, enclosed_messages_text};
+use crate::header_block::{self, HeaderScan};
+use crate::reply::reply_parts;
+use crate::{Limits, Normalised, Quarantine, content_hash, synthesised_message_id};
+
+/// One parser for every call: it holds only the (empty) custom header map.
+static MESSAGE_PARSER: LazyLock<MessageParser> = LazyLock::new(MessageParser::default);
+
+/// Why a message cannot be normalised. The text is the quarantine reason.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UnparseableError {
+    #[error("empty message")]
+    Empty,
+    #[error("message of {size} bytes exceeds the {limit} byte limit")]
+    Oversized { size: usize, limit: usize },
+    #[error("header block exceeds the {limit} byte limit")]
+    HeaderTooLarge { limit: usize },
+    #[error("no header block: no recognisable header field before the body")]
+    NoHeaderBlock,
+    #[error("binary data in the header block (NUL bytes or mostly non-text)")]
+    BinaryHeader,
+    #[error("{parts} MIME parts exceed the limit of {limit}")]
+    TooManyParts { parts: usize, limit: usize },
+    #[error("MIME nesting depth {depth} exceeds the limit of {limit}")]
+    TooDeep { depth: usize, limit: usize },
+    #[error("the MIME parser found no message in the bytes")]
+    ParserFoundNothing,
+    #[error("the MIME parser failed on this message (internal panic caught)")]
+    ParserPanicked,
+}
+
+/// Normalises one raw message. Never panics, never fails: what cannot be
+/// parsed (or is over a limit) comes back as [`Normalised::Quarantine`].
+pub fn normalise(raw: &[u8], limits: &Limits) -> Normalised {
+    let content_hash = content_hash(raw);
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return quarantine(UnparseableError::Empty, &[], raw, content_hash);
+    }
+
+    if raw.len() > limits.max_message_bytes {
+        // Read only the header block: a bounded prefix is enough.
+        let prefix_len = raw
+            .len()
+            .min(limits.max_header_bytes.saturating_add(64 * 1024));
+        let prepared = header_block::prepare(&raw[..prefix_len]);
+        let header_scan = header_block::scan(&prepared.bytes, limits.max_header_bytes);
+        let header_bytes = readable_header_block(&prepared.bytes, &header_scan);
+        let error = UnparseableError::Oversized {
+            size: raw.len(),
+            limit: limits.max_message_bytes,
+        };
+        return quarantine(error, header_bytes, raw, content_hash);
+    }
+
+    let prepared = header_block::prepare(raw);
+    let bytes = prepared.bytes.as_ref();
+    let header_scan = header_block::scan(bytes, limits.max_header_bytes);
+    let header_bytes = readable_header_block(bytes, &header_scan);
+    if header_scan.over_limit {
+        let error = UnparseableError::HeaderTooLarge {
+            limit: limits.max_header_bytes,
+        };
+        return quarantine(error, header_bytes, raw, content_hash);
+    }
+    if header_scan.recognised_fields == 0 {
+        return quarantine(UnparseableError::NoHeaderBlock, &[], raw, content_hash);
+    }
+    if header_scan.binary_junk {
+        return quarantine(UnparseableError::BinaryHeader, &[], raw, content_hash);
+    }
+
+    let message = match catch_unwind(AssertUnwindSafe(|| MESSAGE_PARSER.parse(bytes))) {
+        Ok(Some(message)) if !message.parts.is_empty() => message,
+        Ok(_) => {
+            return quarantine(
+                UnparseableError::ParserFoundNothing,
+                header_bytes,
+                raw,
+                content_hash,
+            );
+        }
+        Err(_) => {
+            return quarantine(
+                UnparseableError::ParserPanicked,
+                header_bytes,
+                raw,
+                content_hash,
+            );
+        }
+    };
+
+    let shape = mime_shape(&message, limits.max_mime_parts);
+    if shape.parts > limits.max_mime_parts {
+        let error = UnparseableError::TooManyParts {
+            parts: shape.parts,
+            limit: limits.max_mime_parts,
+        };
+        return quarantine(error, header_bytes, raw, content_hash);
+    }
+    if shape.depth > limits.max_mime_depth {
+        let error = UnparseableError::TooDeep {
+            depth: shape.depth,
+            limit: limits.max_mime_depth,
+        };
+        return quarantine(error, header_bytes, raw, content_hash);
+    }
+
+    let mut warnings = Vec::new();
+    if prepared.envelope_stripped {
+        warnings.push("mbox envelope line (\"From \") removed before parsing".to_string());
+    }
+    if prepared.bare_cr_converted {
+        warnings.push("bare CR line endings converted to CRLF".to_string());
+    }
+    if !header_scan.has_blank_line {
+        warnings.push("no blank line after the header block".to_string());
+    }
+
+    let hash_for_quarantine = content_hash.clone();
+    let size = raw.len() as u64;
+    let build = move || inbound_message(&message, size, content_hash, warnings);
+    match catch_unwind(AssertUnwindSafe(build)) {
+        Ok(inbound_message) => Normalised::Message(inbound_message),
+        Err(_) => quarantine(
+            UnparseableError::ParserPanicked,
+            header_bytes,
+            raw,
+            hash_for_quarantine,
+        ),
+    }
+}
+
+/// The header block when it is worth reading for the quarantine record.
+fn readable_header_block<'bytes>(bytes: &'bytes [u8], header_scan: &HeaderScan) -> &'bytes [u8] {
+    if header_scan.recognised_fields == 0 || header_scan.binary_junk {
+        return &[];
+    }
+    &bytes[..header_scan.header_len.min(bytes.len())]
+}
+
+fn quarantine(
+    error: UnparseableError,
+    header_bytes: &[u8],
+    raw: &[u8],
+    content_hash: String,
+) -> Normalised {
+    let headers = if header_bytes.is_empty() {
+        None
+    } else {
+        catch_unwind(AssertUnwindSafe(|| {
+            MESSAGE_PARSER.parse_headers(header_bytes)
+        }))
+        .unwrap_or(None)
+    };
+    let message_id = headers.as_ref().and_then(message_id_of);
+    let subject = headers
+        .as_ref()
+        .and_then(|headers| root_value(headers, HeaderName::Subject))
+        .and_then(HeaderValue::as_text)
+        .map(clean_header_text)
+        .unwrap_or_default();
+    let from = headers.as_ref().and_then(|headers| {
+        addresses_of(root_value(headers, HeaderName::From))
+            .into_iter()
+            .next()
+    });
+    Normalised::Quarantine(Quarantine {
+        reason: error.to_string(),
+        message_id: message_id.unwrap_or_else(|| synthesised_message_id(&content_hash)),
+        subject,
+        from,
+        size: raw.len() as u64,
+        content_hash,
+    })
+}
+
+/// The first top-level header called `name`.
+fn root_value<'message, 'x>(
+    message: &'message Message<'x>,
+    name: HeaderName<'static>,
+) -> Option<&'message HeaderValue<'x>> {
+    message
+        .parts
+        .first()?
+        .headers
+        .iter()
+        .find(|header| header.name == name)
+        .map(|header| &header.value)
+}
+
+fn message_id_of(message: &Message<'_>) -> Option<String> {
+    ids_of(root_value(message, HeaderName::MessageId))
+        .into_iter()
+        .next()
+}
+
+/// Message ids of an id header, without angle brackets or whitespace.
+fn ids_of(header_value: Option<&HeaderValue<'_>>) -> Vec<String> {
+    let clean = |id: &str| {
+        id.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .split_whitespace()
+            .collect::<String>()
+    };
+    let ids: Vec<String> = match header_value {
+        Some(HeaderValue::Text(id)) => vec![clean(id)],
+        Some(HeaderValue::TextList(ids)) => ids.iter().map(|id| clean(id)).collect(),
+        _ => Vec::new(),
+    };
+    ids.into_iter().filter(|id| !id.is_empty()).collect()
+}
+
+/// Size and depth of the MIME tree, enclosed messages included.
+struct MimeShape {
+    parts: usize,
+    depth: usize,
+}
+
+fn mime_shape(message: &Message<'_>, max_parts: usize) -> MimeShape {
+    let mut shape = MimeShape { parts: 0, depth: 0 };
+    let mut pending: Vec<(&Message<'_>, u32, usize)> = vec![(message, 0, 0)];
+    while let Some((current_message, part_id, depth)) = pending.pop() {
+        let Some(part) = current_message.parts.get(part_id as usize) else {
+            continue;
+        };
+        shape.parts += 1;
+        shape.depth = shape.depth.max(depth);
+        if shape.parts > max_parts {
+            break;
+        }
+        match &part.body {
+            PartType::Multipart(children) => {
+                for &child in children {
+                    if child > part_id {
+                        pending.push((current_message, child, depth + 1));
+                    }
+                }
+            }
+            PartType::Message(enclosed) => pending.push((enclosed, 0, depth + 1)),
+            _ => {}
+        }
+    }
+    shape
+}
+
+fn inbound_message(
+    message: &Message<'_>,
+    size: u64,
+    content_hash: String,
+    mut warnings: Vec<String>,
+) -> InboundMessage {
+    let message_id = message_id_of(message);
+    let message_id_synthesized = message_id.is_none();
+    let message_id = message_id.unwrap_or_else(|| {
+        warnings.push("no Message-ID; synthesised one from the content hash".to_string());
+        synthesised_message_id(&content_hash)
+    });
+
+    let from = addresses_of(root_value(message, HeaderName::From))
+        .into_iter()
+        .next();
+    if from.is_none() {
+        warnings.push("no usable From address".to_string());
+    }
+
+    let subject = root_value(message, HeaderName::Subject)
+        .and_then(HeaderValue::as_text)
+        .map(clean_header_text)
+        .unwrap_or_default();
+    if subject.contains("=?") && subject.contains("?=") {
+        warnings.push("Subject holds an encoded-word that could not be decoded".to_string());
+    }
+
+    let date = match root_value(message, HeaderName::Date) {
+        Some(HeaderValue::DateTime(date_time)) if date_time.is_valid() => {
+            Some(date_time.to_timestamp())
+        }
+        Some(_) => {
+            warnings.push("Date header could not be parsed".to_string());
+            None
+        }
+        None => None,
+    };
+
+    let bodies = bodies_of(message);
+    collect_decoding_warnings(message, &mut warnings);
+    if bodies.text.contains('\u{fffd}') {
+        warnings.push("body text holds undecodable bytes (replaced by U+FFFD)".to_string());
+    }
+
+    let attachments = attachments_of(message);
+    let has_enclosed_message = message.attachments.iter().any(|&part_id| {
+        message.parts.get(part_id as usize).is_some_and(|part| {
+            matches!(part.body, PartType::Message(_)) || part.is_content_type("message", "rfc822")
+        })
+    });
+
+    let subject_is_forward = is_forward_subject(&subject);
+    let reply = reply_parts(&bodies.text, subject_is_forward);
+    let mut forwarded_text = reply.forwarded_block;
+    let enclosed_text = enclosed_messages_text(message);
+    if !enclosed_text.is_empty() {
+        if !forwarded_text.is_empty() {
+            forwarded_text.push_str("\n\n");
+        }
+        forwarded_text.push_str(&enclosed_text);
+    }
+
+    let automatic = automatic_cues(message, from.as_ref());
+    let flags = MessageFlags {
+        auto_submitted: !automatic.reasons.is_empty(),
+        auto_reason: (!automatic.reasons.is_empty()).then(|| automatic.reasons.join("; ")),
+        bounce: automatic.bounce,
+        forwarded: subject_is_forward || reply.has_forward_marker || has_enclosed_message,
+        oversized: false,
+    };
+
+    InboundMessage {
+        message_id,
+        message_id_synthesized,
+        in_reply_to: ids_of(root_value(message, HeaderName::InReplyTo)),
+        references: ids_of(root_value(message, HeaderName::References)),
+        from,
+        reply_to: addresses_of(root_value(message, HeaderName::ReplyTo)),
+        to: addresses_of(root_value(message, HeaderName::To)),
+        cc: addresses_of(root_value(message, HeaderName::Cc)),
+        subject,
+        date,
+        body_text: bodies.text,
+        body_html: bodies.html,
+        new_text: reply.new_text,
+        forwarded_text,
+        attachments,
+        flags,
+        size,
+        content_hash,
+        warnings,
+    }
+}
+
+/// Parts whose transfer encoding failed, and charsets nobody knows.
+fn collect_decoding_warnings(message: &Message<'_>, warnings: &mut Vec<String>) {
+    for (part_index, part) in message.parts.iter().enumerate() {
+        if part.is_encoding_problem {
+            warnings.push(format!(
+                "part {part_index}: content could not be decoded and was kept as raw text"
+            ));
+        }
+        if !matches!(part.body, PartType::Text(_) | PartType::Html(_)) {
+            continue;
+        }
+        let Some(charset) = part
+            .content_type()
+            .and_then(|content_type| content_type.attribute("charset"))
+        else {
+            continue;
+        };
+        let charset = charset.trim();
+        let lower = charset.to_ascii_lowercase().replace('_', "-");
+        let is_utf8 = lower == "utf-8" || lower == "utf8" || lower.is_empty();
+        if !is_utf8 && charset_decoder(charset.as_bytes()).is_none() {
+            warnings.push(format!(
+                "part {part_index}: unknown charset {charset:?}, decoded as UTF-8"
+            ));
+        }
+    }
+}
+
+/// Subject starting (after `[tags]`) with a forward prefix: Fwd:, Fw:, WG:, TR:, RV:, ENC:.
+/// "Re: Fwd:" is a reply to a forward, not a forward.
+pub(crate) fn is_forward_subject(subject: &str) -> bool {
+    let mut rest = subject.trim_start();
+    while let Some(tagged) = rest.strip_prefix('[') {
+        match tagged.find(']') {
+            Some(end) => rest = tagged[end + 1..].trim_start(),
+            None => break,
+        }
+    }
+    let Some((prefix, _)) = rest.split_once(':') else {
+        return false;
+    };
+    let prefix = prefix.trim().to_ascii_lowercase();
+    let prefix = prefix.split('[').next().unwrap_or("").trim_end();
+    matches!(prefix, "fwd" | "fw" | "wg" | "tr" | "rv" | "enc")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_subjects() {
+        assert!(is_forward_subject("Fwd: x"));
+        assert!(is_forward_subject("FW: x"));
+        assert!(is_forward_subject("[CLS-1] WG: x"));
+        assert!(is_forward_subject("Fwd[2]: x"));
+        assert!(is_forward_subject("TR : x"));
+        assert!(!is_forward_subject("Re: Fwd: x"));
+        assert!(!is_forward_subject("Firewall: port 443"));
+        assert!(!is_forward_subject("no colon"));
+    }
+}
