@@ -1,0 +1,735 @@
+//! Category rules as data (config/classifier.toml), compiled once into one Aho-Corasick
+//! automaton of phrases and one `RegexSet`, then evaluated per message.
+//!
+//! A rule adds `weight` to a category (or to an outage signal) when its phrases match
+//! in its scope, every `requires` group matches in that scope too, and no `unless`
+//! group does. Phrases match on word boundaries, case-insensitively; a trailing `*`
+//! makes a phrase a prefix (`invoic*`). `@name` refers to a lexicon, a named phrase
+//! list shared by many rules (request verbs, OS objects, …), so intent is modelled
+//! once. Header rules look at the normaliser's flags and the sender address.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use serde::Deserialize;
+use supportd_core::{Category, InboundMessage};
+
+use crate::scores::CategoryScores;
+use crate::text::{MessageText, Section, SectionMask, is_word_character, normalise_phrase};
+
+/// Compiled regexes may not grow beyond this (bytes of compiled program), so a
+/// pathological pattern in the config fails at startup instead of eating memory.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Why the rules file could not be loaded. Every variant names the file and the rule.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("{source_name}: {source}")]
+    Toml {
+        source_name: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{source_name}: rule `{rule}`: {reason}")]
+    Rule {
+        source_name: String,
+        rule: String,
+        reason: String,
+    },
+    #[error("{source_name}: rule `{rule}`: regex `{pattern}` does not compile: {source}")]
+    Regex {
+        source_name: String,
+        rule: String,
+        pattern: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("{source_name}: {reason}")]
+    Settings { source_name: String, reason: String },
+}
+
+// ---------------------------------------------------------------- the file as written
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    scoring: ScoringSettings,
+    outage: OutageSettings,
+    #[serde(default)]
+    lexicons: BTreeMap<String, Vec<String>>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RuleConfig>,
+    #[serde(default, rename = "header_rule")]
+    header_rules: Vec<HeaderRuleConfig>,
+}
+
+/// How rule scores become a decision.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScoringSettings {
+    /// Temperature of the softmax that turns scores into a confidence.
+    pub(crate) softmax_temperature: f32,
+    /// Below this best score, the message gets `fallback_category`.
+    pub(crate) minimum_score: f32,
+    pub(crate) fallback_category: Category,
+    /// Factor for a `request`-scope rule that matched only in forwarded text.
+    pub(crate) forwarded_weight: f32,
+    /// New text with fewer words than this ("see below") lets forwarded text count fully.
+    pub(crate) short_new_text_words: usize,
+}
+
+/// When an outage report counts as ongoing (see outage.rs).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OutageSettings {
+    /// The impact signal must reach this: something is broken for the sender.
+    pub(crate) minimum_impact: f32,
+    /// impact + present - not_ongoing must reach this.
+    pub(crate) threshold: f32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum Scope {
+    Subject,
+    NewText,
+    /// Subject and new text; forwarded text at `forwarded_weight`.
+    Request,
+    /// Everything, quoted history included.
+    All,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleConfig {
+    name: String,
+    category: Option<String>,
+    signal: Option<String>,
+    weight: f32,
+    #[serde(default = "default_scope")]
+    scope: Scope,
+    #[serde(default)]
+    phrases: Vec<String>,
+    #[serde(default)]
+    regexes: Vec<String>,
+    #[serde(default)]
+    requires: Vec<String>,
+    #[serde(default)]
+    unless: Vec<String>,
+}
+
+fn default_scope() -> Scope {
+    Scope::Request
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum MessageFlag {
+    AutoSubmitted,
+    Bounce,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderRuleConfig {
+    name: String,
+    category: String,
+    weight: f32,
+    #[serde(default)]
+    flags: Vec<MessageFlag>,
+    /// Sender local parts that start with one of these (`mailer-daemon`, `no-reply`).
+    #[serde(default)]
+    sender_prefixes: Vec<String>,
+}
+
+// ---------------------------------------------------------------- compiled form
+
+/// What a rule adds to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    Category(Category),
+    Signal(Signal),
+}
+
+/// Scores beside the categories, read by other signals (outage.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// Something is broken or unreachable for the sender.
+    OutageImpact,
+    /// It is happening now ("since 07:40", "right now", "still").
+    OutagePresent,
+    /// Planned, resolved, past, or only a question.
+    OutageNotOngoing,
+}
+
+impl Signal {
+    pub(crate) const ALL: [Signal; 3] = [
+        Signal::OutageImpact,
+        Signal::OutagePresent,
+        Signal::OutageNotOngoing,
+    ];
+
+    fn slug(self) -> &'static str {
+        match self {
+            Signal::OutageImpact => "outage-impact",
+            Signal::OutagePresent => "outage-present",
+            Signal::OutageNotOngoing => "outage-not-ongoing",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct CompiledRule {
+    name: String,
+    target: Target,
+    weight: f32,
+    scope: Scope,
+    /// The group of the rule's own phrases and regexes; `None` = always present.
+    phrase_group: Option<usize>,
+    requires: Vec<usize>,
+    unless: Vec<usize>,
+    /// Indices into `Rules::regexes` of this rule's regexes (for the reason text).
+    regexes: Vec<usize>,
+}
+
+#[derive(Debug)]
+struct CompiledHeaderRule {
+    name: String,
+    category: Category,
+    weight: f32,
+    flags: Vec<MessageFlag>,
+    sender_prefixes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PatternInfo {
+    /// Check a word boundary before the match (the phrase starts with a word character).
+    check_start: bool,
+    /// Check a word boundary after the match (not a `*` prefix, ends with a word character).
+    check_end: bool,
+}
+
+/// The category rules, compiled.
+#[derive(Debug)]
+pub struct Rules {
+    pub(crate) scoring: ScoringSettings,
+    pub(crate) outage: OutageSettings,
+    automaton: AhoCorasick,
+    patterns: Vec<PatternInfo>,
+    /// Pattern index -> the groups that contain it.
+    pattern_groups: Vec<Vec<usize>>,
+    regex_set: RegexSet,
+    regexes: Vec<Regex>,
+    /// Regex index -> the group it belongs to.
+    regex_groups: Vec<usize>,
+    group_count: usize,
+    rules: Vec<CompiledRule>,
+    header_rules: Vec<CompiledHeaderRule>,
+}
+
+/// Where a group matched: a bit per section, and the first span per section.
+#[derive(Debug, Clone, Copy, Default)]
+struct GroupHit {
+    sections: SectionMask,
+    spans: [Option<(u32, u32)>; 4],
+}
+
+/// A rule that fired on a message, with what it added.
+#[derive(Debug, Clone)]
+pub(crate) struct FiredRule {
+    pub(crate) name: String,
+    pub(crate) target: Target,
+    pub(crate) contribution: f32,
+    /// The text that matched (lower-cased), when a phrase or regex matched.
+    pub(crate) evidence: Option<String>,
+}
+
+/// Everything the rules say about one message.
+#[derive(Debug, Clone)]
+pub(crate) struct RuleEvaluation {
+    pub(crate) category_scores: CategoryScores,
+    pub(crate) signals: [f32; Signal::ALL.len()],
+    pub(crate) fired: Vec<FiredRule>,
+}
+
+impl RuleEvaluation {
+    pub(crate) fn signal(&self, signal: Signal) -> f32 {
+        self.signals[signal as usize]
+    }
+}
+
+impl Rules {
+    /// Parses and compiles the rules file. Unknown keys, unknown categories, signals
+    /// and lexicons, and regexes that do not compile are errors naming the rule.
+    pub fn from_toml(toml_text: &str, source_name: &str) -> Result<Rules, RulesError> {
+        let file: RulesFile = toml::from_str(toml_text).map_err(|source| RulesError::Toml {
+            source_name: source_name.to_owned(),
+            source,
+        })?;
+        RulesCompiler::new(source_name).compile(file)
+    }
+
+    /// Runs every rule over the message.
+    pub(crate) fn evaluate(
+        &self,
+        message_text: &MessageText,
+        message: &InboundMessage,
+    ) -> RuleEvaluation {
+        let hits = self.match_groups(message_text);
+        let forwarded_factor = if message_text.new_text_words < self.scoring.short_new_text_words {
+            1.0
+        } else {
+            self.scoring.forwarded_weight
+        };
+        let mut evaluation = RuleEvaluation {
+            category_scores: CategoryScores::default(),
+            signals: [0.0; Signal::ALL.len()],
+            fired: Vec::new(),
+        };
+        for rule in &self.rules {
+            let scope_mask = scope_mask(rule.scope);
+            let present = |group: usize| hits[group].sections & scope_mask != 0;
+            if !rule.requires.iter().all(|&group| present(group))
+                || rule.unless.iter().any(|&group| present(group))
+            {
+                continue;
+            }
+            let (factor, evidence) = match rule.phrase_group {
+                None => (1.0, None),
+                Some(group) => {
+                    let sections = hits[group].sections & scope_mask;
+                    if sections == 0 {
+                        continue;
+                    }
+                    let full = Section::Subject.bit() | Section::NewText.bit();
+                    let factor = if rule.scope == Scope::Request && sections & full == 0 {
+                        forwarded_factor
+                    } else {
+                        1.0
+                    };
+                    (
+                        factor,
+                        self.evidence(rule, &hits[group], sections, message_text),
+                    )
+                }
+            };
+            let contribution = rule.weight * factor;
+            match rule.target {
+                Target::Category(category) => {
+                    evaluation.category_scores.add(category, contribution)
+                }
+                Target::Signal(signal) => evaluation.signals[signal as usize] += contribution,
+            }
+            evaluation.fired.push(FiredRule {
+                name: rule.name.clone(),
+                target: rule.target,
+                contribution,
+                evidence,
+            });
+        }
+        self.evaluate_header_rules(message, &mut evaluation);
+        evaluation
+    }
+
+    fn evaluate_header_rules(&self, message: &InboundMessage, evaluation: &mut RuleEvaluation) {
+        let sender = message.sender_email();
+        let local_part = sender.split('@').next().unwrap_or("");
+        for rule in &self.header_rules {
+            let flag = rule.flags.iter().find(|flag| match flag {
+                MessageFlag::AutoSubmitted => message.flags.auto_submitted,
+                MessageFlag::Bounce => message.flags.bounce,
+            });
+            let prefix = rule
+                .sender_prefixes
+                .iter()
+                .find(|prefix| local_part.starts_with(prefix.as_str()));
+            let evidence = match (flag, prefix) {
+                (Some(MessageFlag::AutoSubmitted), _) => format!(
+                    "auto-submitted ({})",
+                    message.flags.auto_reason.as_deref().unwrap_or("flag")
+                ),
+                (Some(MessageFlag::Bounce), _) => "bounce".to_owned(),
+                (None, Some(_)) => format!("sender {sender}"),
+                (None, None) => continue,
+            };
+            evaluation.category_scores.add(rule.category, rule.weight);
+            evaluation.fired.push(FiredRule {
+                name: rule.name.clone(),
+                target: Target::Category(rule.category),
+                contribution: rule.weight,
+                evidence: Some(evidence),
+            });
+        }
+    }
+
+    /// One pass of the automaton and one `RegexSet` run per section: where each group matched.
+    fn match_groups(&self, message_text: &MessageText) -> Vec<GroupHit> {
+        let mut hits = vec![GroupHit::default(); self.group_count];
+        let buffer = message_text.buffer.as_str();
+        for found in self.automaton.find_overlapping_iter(buffer) {
+            let pattern = found.pattern().as_usize();
+            let info = self.patterns[pattern];
+            let (start, end) = (found.start(), found.end());
+            if info.check_start
+                && buffer[..start]
+                    .chars()
+                    .next_back()
+                    .is_some_and(is_word_character)
+            {
+                continue;
+            }
+            if info.check_end && buffer[end..].chars().next().is_some_and(is_word_character) {
+                continue;
+            }
+            let section = message_text.section_at(start);
+            for &group in &self.pattern_groups[pattern] {
+                let hit = &mut hits[group];
+                hit.sections |= section.bit();
+                hit.spans[section as usize].get_or_insert((start as u32, end as u32));
+            }
+        }
+        if !self.regexes.is_empty() {
+            for section in Section::ALL {
+                let text = message_text.section_text(section);
+                if text.is_empty() {
+                    continue;
+                }
+                for regex in self.regex_set.matches(text).iter() {
+                    hits[self.regex_groups[regex]].sections |= section.bit();
+                }
+            }
+        }
+        hits
+    }
+
+    fn evidence(
+        &self,
+        rule: &CompiledRule,
+        hit: &GroupHit,
+        sections: SectionMask,
+        message_text: &MessageText,
+    ) -> Option<String> {
+        let section = Section::ALL
+            .into_iter()
+            .find(|section| sections & section.bit() != 0)?;
+        if let Some((start, end)) = hit.spans[section as usize] {
+            return Some(message_text.buffer[start as usize..end as usize].to_owned());
+        }
+        let text = message_text.section_text(section);
+        rule.regexes
+            .iter()
+            .find_map(|&regex| self.regexes[regex].find(text))
+            .map(|found| found.as_str().to_owned())
+    }
+
+    /// The rule names, for tests and diagnostics.
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .map(|rule| rule.name.as_str())
+            .chain(self.header_rules.iter().map(|rule| rule.name.as_str()))
+    }
+}
+
+fn scope_mask(scope: Scope) -> SectionMask {
+    match scope {
+        Scope::Subject => Section::Subject.bit(),
+        Scope::NewText => Section::NewText.bit(),
+        Scope::Request => {
+            Section::Subject.bit() | Section::NewText.bit() | Section::Forwarded.bit()
+        }
+        Scope::All => 0b1111,
+    }
+}
+
+// ---------------------------------------------------------------- compilation
+
+struct RulesCompiler<'a> {
+    source_name: &'a str,
+    pattern_texts: Vec<String>,
+    patterns: Vec<PatternInfo>,
+    pattern_index: HashMap<(String, bool), usize>,
+    pattern_groups: Vec<Vec<usize>>,
+    group_count: usize,
+    lexicon_groups: HashMap<String, usize>,
+    lexicons: BTreeMap<String, Vec<String>>,
+    regex_patterns: Vec<String>,
+    regexes: Vec<Regex>,
+    regex_groups: Vec<usize>,
+}
+
+impl<'a> RulesCompiler<'a> {
+    fn new(source_name: &'a str) -> Self {
+        RulesCompiler {
+            source_name,
+            pattern_texts: Vec::new(),
+            patterns: Vec::new(),
+            pattern_index: HashMap::new(),
+            pattern_groups: Vec::new(),
+            group_count: 0,
+            lexicon_groups: HashMap::new(),
+            lexicons: BTreeMap::new(),
+            regex_patterns: Vec::new(),
+            regexes: Vec::new(),
+            regex_groups: Vec::new(),
+        }
+    }
+
+    fn rule_error(&self, rule: &str, reason: String) -> RulesError {
+        RulesError::Rule {
+            source_name: self.source_name.to_owned(),
+            rule: rule.to_owned(),
+            reason,
+        }
+    }
+
+    fn compile(mut self, file: RulesFile) -> Result<Rules, RulesError> {
+        self.check_settings(&file)?;
+        self.lexicons = file.lexicons;
+        let lexicon_names: Vec<String> = self.lexicons.keys().cloned().collect();
+        for name in lexicon_names {
+            let phrases = self.lexicons[&name].clone();
+            let group = self.new_group();
+            for phrase in &phrases {
+                self.add_phrase(&format!("lexicon {name}"), phrase, group)?;
+            }
+            self.lexicon_groups.insert(name, group);
+        }
+        let mut names = HashMap::new();
+        let mut rules = Vec::with_capacity(file.rules.len());
+        for rule in file.rules {
+            if names.insert(rule.name.clone(), ()).is_some() {
+                return Err(self.rule_error(&rule.name, "name used twice".to_owned()));
+            }
+            rules.push(self.compile_rule(rule)?);
+        }
+        let mut header_rules = Vec::with_capacity(file.header_rules.len());
+        for rule in file.header_rules {
+            if names.insert(rule.name.clone(), ()).is_some() {
+                return Err(self.rule_error(&rule.name, "name used twice".to_owned()));
+            }
+            let category = self.parse_category(&rule.name, &rule.category)?;
+            if rule.flags.is_empty() && rule.sender_prefixes.is_empty() {
+                return Err(self.rule_error(
+                    &rule.name,
+                    "header rule needs `flags` or `sender_prefixes`".to_owned(),
+                ));
+            }
+            header_rules.push(CompiledHeaderRule {
+                name: rule.name,
+                category,
+                weight: rule.weight,
+                flags: rule.flags,
+                sender_prefixes: rule
+                    .sender_prefixes
+                    .iter()
+                    .map(|prefix| prefix.to_lowercase())
+                    .collect(),
+            });
+        }
+        let automaton = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .build(&self.pattern_texts)
+            .map_err(|error| RulesError::Settings {
+                source_name: self.source_name.to_owned(),
+                reason: format!("phrase automaton: {error}"),
+            })?;
+        let regex_set = RegexSetBuilder::new(&self.regex_patterns)
+            .case_insensitive(true)
+            .size_limit(REGEX_SIZE_LIMIT * 8)
+            .build()
+            .map_err(|error| RulesError::Settings {
+                source_name: self.source_name.to_owned(),
+                reason: format!("regex set: {error}"),
+            })?;
+        Ok(Rules {
+            scoring: file.scoring,
+            outage: file.outage,
+            automaton,
+            patterns: self.patterns,
+            pattern_groups: self.pattern_groups,
+            regex_set,
+            regexes: self.regexes,
+            regex_groups: self.regex_groups,
+            group_count: self.group_count,
+            rules,
+            header_rules,
+        })
+    }
+
+    fn check_settings(&self, file: &RulesFile) -> Result<(), RulesError> {
+        let settings_error = |reason: &str| RulesError::Settings {
+            source_name: self.source_name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let scoring = &file.scoring;
+        if !(scoring.softmax_temperature > 0.0) {
+            return Err(settings_error("scoring.softmax_temperature must be > 0"));
+        }
+        if !(0.0..=1.0).contains(&scoring.forwarded_weight) {
+            return Err(settings_error(
+                "scoring.forwarded_weight must be within 0..=1",
+            ));
+        }
+        Ok(())
+    }
+
+    fn new_group(&mut self) -> usize {
+        self.group_count += 1;
+        self.group_count - 1
+    }
+
+    fn add_phrase(&mut self, owner: &str, phrase: &str, group: usize) -> Result<(), RulesError> {
+        let (text, prefix) = match phrase.strip_suffix('*') {
+            Some(stem) => (stem, true),
+            None => (phrase, false),
+        };
+        let text = normalise_phrase(text);
+        if text.is_empty() {
+            return Err(self.rule_error(owner, format!("phrase `{phrase}` is empty")));
+        }
+        let key = (text, prefix);
+        let pattern = match self.pattern_index.get(&key) {
+            Some(&pattern) => pattern,
+            None => {
+                let pattern = self.pattern_texts.len();
+                let check_start = key.0.chars().next().is_some_and(is_word_character);
+                let check_end = !prefix && key.0.chars().next_back().is_some_and(is_word_character);
+                self.pattern_texts.push(key.0.clone());
+                self.patterns.push(PatternInfo {
+                    check_start,
+                    check_end,
+                });
+                self.pattern_groups.push(Vec::new());
+                self.pattern_index.insert(key, pattern);
+                pattern
+            }
+        };
+        if !self.pattern_groups[pattern].contains(&group) {
+            self.pattern_groups[pattern].push(group);
+        }
+        Ok(())
+    }
+
+    /// Adds a phrase or, for `@name`, every phrase of that lexicon, to `group`.
+    fn add_term(&mut self, rule: &str, term: &str, group: usize) -> Result<(), RulesError> {
+        match term.strip_prefix('@') {
+            Some(lexicon) => {
+                let phrases = self.lexicons.get(lexicon).cloned().ok_or_else(|| {
+                    self.rule_error(rule, format!("unknown lexicon `@{lexicon}`"))
+                })?;
+                for phrase in &phrases {
+                    self.add_phrase(rule, phrase, group)?;
+                }
+                Ok(())
+            }
+            None => self.add_phrase(rule, term, group),
+        }
+    }
+
+    /// A `requires` / `unless` entry: a lexicon's shared group, or a one-phrase group.
+    fn condition_group(&mut self, rule: &str, term: &str) -> Result<usize, RulesError> {
+        if let Some(lexicon) = term.strip_prefix('@') {
+            return self
+                .lexicon_groups
+                .get(lexicon)
+                .copied()
+                .ok_or_else(|| self.rule_error(rule, format!("unknown lexicon `@{lexicon}`")));
+        }
+        let group = self.new_group();
+        self.add_phrase(rule, term, group)?;
+        Ok(group)
+    }
+
+    fn parse_category(&self, rule: &str, slug: &str) -> Result<Category, RulesError> {
+        slug.parse::<Category>()
+            .map_err(|error| self.rule_error(rule, error.to_string()))
+    }
+
+    fn compile_rule(&mut self, rule: RuleConfig) -> Result<CompiledRule, RulesError> {
+        let target = match (&rule.category, &rule.signal) {
+            (Some(category), None) => Target::Category(self.parse_category(&rule.name, category)?),
+            (None, Some(signal)) => Target::Signal(
+                Signal::ALL
+                    .into_iter()
+                    .find(|candidate| candidate.slug() == signal)
+                    .ok_or_else(|| {
+                        self.rule_error(
+                            &rule.name,
+                            format!(
+                                "unknown signal `{signal}` (expected one of: {})",
+                                Signal::ALL.map(Signal::slug).join(", ")
+                            ),
+                        )
+                    })?,
+            ),
+            _ => {
+                return Err(self.rule_error(
+                    &rule.name,
+                    "needs exactly one of `category` and `signal`".to_owned(),
+                ));
+            }
+        };
+        if !rule.weight.is_finite() {
+            return Err(self.rule_error(&rule.name, "weight must be a finite number".to_owned()));
+        }
+        if rule.phrases.is_empty()
+            && rule.regexes.is_empty()
+            && rule.requires.is_empty()
+            && rule.unless.is_empty()
+        {
+            return Err(self.rule_error(
+                &rule.name,
+                "needs `phrases`, `regexes`, `requires` or `unless`".to_owned(),
+            ));
+        }
+        let phrase_group = if rule.phrases.is_empty() && rule.regexes.is_empty() {
+            None
+        } else {
+            Some(self.new_group())
+        };
+        let mut regexes = Vec::new();
+        if let Some(group) = phrase_group {
+            for phrase in &rule.phrases {
+                self.add_term(&rule.name, phrase, group)?;
+            }
+            for pattern in &rule.regexes {
+                let compiled = RegexBuilder::new(pattern)
+                    .case_insensitive(true)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|source| RulesError::Regex {
+                        source_name: self.source_name.to_owned(),
+                        rule: rule.name.clone(),
+                        pattern: pattern.clone(),
+                        source,
+                    })?;
+                regexes.push(self.regexes.len());
+                self.regexes.push(compiled);
+                self.regex_patterns.push(pattern.clone());
+                self.regex_groups.push(group);
+            }
+        }
+        let requires = rule
+            .requires
+            .iter()
+            .map(|term| self.condition_group(&rule.name, term))
+            .collect::<Result<Vec<_>, _>>()?;
+        let unless = rule
+            .unless
+            .iter()
+            .map(|term| self.condition_group(&rule.name, term))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CompiledRule {
+            name: rule.name,
+            target,
+            weight: rule.weight,
+            scope: rule.scope,
+            phrase_group,
+            requires,
+            unless,
+            regexes,
+        })
+    }
+}
