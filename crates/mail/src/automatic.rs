@@ -37,8 +37,29 @@ pub(crate) struct AutomaticCues {
     pub bounce: bool,
 }
 
+/// Subject prefixes that auto-responders use (Outlook, Apple Mail, Exchange,
+/// German and French clients). Only a prefix counts, never a word inside.
+const AUTO_REPLY_SUBJECT_PREFIXES: &[&str] = &[
+    "automatic reply:",
+    "auto reply:",
+    "auto-reply:",
+    "autoreply:",
+    "auto response:",
+    "out of office:",
+    "out of office reply:",
+    "out of office autoreply:",
+    "abwesenheitsnotiz:",
+    "automatische antwort:",
+    "réponse automatique :",
+    "réponse automatique:",
+];
+
 /// Checks every cue; see [`supportd_core::MessageFlags`].
-pub(crate) fn automatic_cues(message: &Message<'_>, from: Option<&Address>) -> AutomaticCues {
+pub(crate) fn automatic_cues(
+    message: &Message<'_>,
+    from: Option<&Address>,
+    subject: &str,
+) -> AutomaticCues {
     let mut cues = AutomaticCues::default();
 
     if let Some(content_type) = message.parts.first().and_then(|root| root.content_type())
@@ -106,6 +127,17 @@ pub(crate) fn automatic_cues(message: &Message<'_>, from: Option<&Address>) -> A
         && return_path.split_whitespace().collect::<String>() == "<>"
     {
         cues.reasons.push("Return-Path: <>".to_string());
+    }
+
+    let lower_subject = subject.to_lowercase();
+    if let Some(prefix) = AUTO_REPLY_SUBJECT_PREFIXES
+        .iter()
+        .find(|prefix| lower_subject.starts_with(*prefix))
+    {
+        cues.reasons.push(format!(
+            "Subject starts with {:?}",
+            prefix.trim_end_matches([' ', ':'])
+        ));
     }
 
     cues

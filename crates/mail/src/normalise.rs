@@ -74,11 +74,11 @@ pub fn normalise(raw: &[u8], limits: &Limits) -> Normalised {
         };
         return quarantine(error, header_bytes, raw, content_hash);
     }
-    if header_scan.recognised_fields == 0 {
-        return quarantine(UnparseableError::NoHeaderBlock, &[], raw, content_hash);
-    }
     if header_scan.binary_junk {
         return quarantine(UnparseableError::BinaryHeader, &[], raw, content_hash);
+    }
+    if header_scan.recognised_fields == 0 {
+        return quarantine(UnparseableError::NoHeaderBlock, &[], raw, content_hash);
     }
 
     let message = match catch_unwind(AssertUnwindSafe(|| MESSAGE_PARSER.parse(bytes))) {
@@ -319,7 +319,7 @@ fn inbound_message(
         forwarded_text.push_str(&enclosed_text);
     }
 
-    let automatic = automatic_cues(message, from.as_ref());
+    let automatic = automatic_cues(message, from.as_ref(), &subject);
     let flags = MessageFlags {
         auto_submitted: !automatic.reasons.is_empty(),
         auto_reason: (!automatic.reasons.is_empty()).then(|| automatic.reasons.join("; ")),
@@ -400,6 +400,388 @@ pub(crate) fn is_forward_subject(subject: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::split_mbox;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+    }
+
+    fn message(raw: &[u8]) -> InboundMessage {
+        match normalise(raw, &Limits::DEFAULT) {
+            Normalised::Message(inbound_message) => inbound_message,
+            Normalised::Quarantine(quarantine) => panic!("quarantined: {}", quarantine.reason),
+        }
+    }
+
+    fn quarantined(raw: &[u8], limits: &Limits) -> Quarantine {
+        match normalise(raw, limits) {
+            Normalised::Quarantine(quarantine) => quarantine,
+            Normalised::Message(inbound_message) => panic!("not quarantined: {inbound_message:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_message_fields() {
+        let inbound_message = message(&fixture("plain.eml"));
+        assert_eq!(inbound_message.message_id, "plain-0001@northgate-civil.com");
+        assert!(!inbound_message.message_id_synthesized);
+        let from = inbound_message.from.as_ref().expect("from");
+        assert_eq!(from.email, "raj.malhotra@northgate-civil.com");
+        assert_eq!(from.name.as_deref(), Some("Raj Malhotra"));
+        assert_eq!(inbound_message.subject, "VM won't start after resize");
+        assert_eq!(inbound_message.date, Some(1_793_370_120));
+        assert_eq!(inbound_message.cc.len(), 2);
+        assert_eq!(
+            inbound_message.reply_to[0].email,
+            "helpdesk@northgate-civil.com"
+        );
+        assert!(
+            inbound_message
+                .body_text
+                .starts_with("Hi,\n\nOur VM vm-analysis-01")
+        );
+        assert!(!inbound_message.new_text.contains("Thanks"));
+        assert!(inbound_message.warnings.is_empty());
+        assert_eq!(
+            inbound_message.content_hash,
+            content_hash(&fixture("plain.eml"))
+        );
+    }
+
+    #[test]
+    fn html_only_is_converted() {
+        let inbound_message = message(&fixture("html_only.eml"));
+        assert!(
+            inbound_message
+                .body_html
+                .as_deref()
+                .is_some_and(|html| html.contains("<ul>"))
+        );
+        let text = &inbound_message.body_text;
+        assert!(text.contains("all week & we can't work.\n\nSteps so far:"));
+        assert!(text.contains("- checked the \"ARP table\""));
+        assert!(text.ends_with("Carl Becker\nNetwork Operations"));
+        assert!(!text.contains('<') && !text.contains("alert") && !text.contains("margin"));
+    }
+
+    #[test]
+    fn alternative_prefers_text_plain() {
+        let inbound_message = message(&fixture("alternative.eml"));
+        assert!(inbound_message.body_text.contains("upload-only SAS links?"));
+        assert!(!inbound_message.body_text.contains("<b>"));
+        assert!(inbound_message.body_html.is_some());
+    }
+
+    #[test]
+    fn charsets_are_decoded() {
+        let latin1 = message(&fixture("qp_latin1.eml"));
+        assert_eq!(latin1.subject, "Facture erronée de septembre");
+        assert_eq!(
+            latin1.from.as_ref().and_then(|from| from.name.as_deref()),
+            Some("André Lévesque")
+        );
+        assert!(latin1.body_text.contains("erronée : le montant dû"));
+        let windows = message(&fixture("windows1252.eml"));
+        assert_eq!(
+            windows.subject,
+            "“Stopped” vs deallocated – what’s the difference?"
+        );
+        assert!(windows.body_text.contains("It costs €40 • per VM…"));
+        let utf8 = message(&fixture("base64_utf8.eml"));
+        assert_eq!(utf8.subject, "Portal sign-in fails – 佐藤");
+        assert!(
+            utf8.body_text
+                .contains("Our designer 佐藤 由紀 cannot sign in")
+        );
+        for inbound_message in [&latin1, &windows, &utf8] {
+            assert!(
+                !inbound_message.body_text.contains("=E9")
+                    && !inbound_message.body_text.contains("=?")
+            );
+        }
+    }
+
+    #[test]
+    fn forwarded_rfc822_part() {
+        let inbound_message = message(&fixture("forwarded_rfc822.eml"));
+        assert!(inbound_message.flags.forwarded);
+        assert_eq!(inbound_message.body_text, "FYI");
+        assert!(
+            inbound_message
+                .forwarded_text
+                .starts_with("Subject: Fired: Sev1 Azure Monitor Alert")
+        );
+        assert!(
+            inbound_message
+                .forwarded_text
+                .contains("0f6b5d1e-1111-4222-8333-944445555666")
+        );
+        let attachments = &inbound_message.attachments;
+        assert_eq!(attachments.len(), 2);
+        assert_eq!(attachments[0].content_type, "message/rfc822");
+        assert_eq!(attachments[0].filename, "Azure Monitor alert.eml");
+        assert_eq!(attachments[1].filename, "report.pdf");
+        assert_eq!(attachments[1].content_type, "application/pdf");
+        assert_eq!(attachments[1].size, 54);
+        assert_eq!(attachments[1].sha256.len(), 64);
+    }
+
+    #[test]
+    fn replies_are_stripped() {
+        let gmail = message(&fixture("reply_gmail.eml"));
+        assert_eq!(
+            gmail.new_text,
+            "I want this escalated to Microsoft today. Please open the case and send me\nthe case number."
+        );
+        assert_eq!(gmail.in_reply_to, ["cls-0048019-3@centurylink.com"]);
+        assert_eq!(
+            gmail.references,
+            [
+                "cls-0048019-1@centurylink.com",
+                "cls-0048019-3@centurylink.com"
+            ]
+        );
+        let outlook = message(&fixture("reply_outlook.eml"));
+        assert_eq!(
+            outlook.new_text,
+            "Hi Dawn,\n\nCould you please push Microsoft for an update on case 2610130040006652?\n\nErik"
+        );
+        let outlook_web = message(&fixture("reply_outlook_web.eml"));
+        assert_eq!(
+            outlook_web.new_text,
+            "Still no banner in the Control Portal. What should we do?\n\nBecca"
+        );
+    }
+
+    #[test]
+    fn inline_forward_with_tiny_text_stays_in_new_text() {
+        let inbound_message = message(&fixture("inline_forward.eml"));
+        assert!(inbound_message.flags.forwarded);
+        assert!(
+            inbound_message
+                .new_text
+                .contains("Invoice INV-2026-09-441102 was rejected")
+        );
+        assert!(
+            inbound_message
+                .forwarded_text
+                .starts_with("---------- Forwarded message")
+        );
+    }
+
+    #[test]
+    fn every_automatic_cue_fires() {
+        let cases = [
+            ("auto_submitted.eml", "Auto-Submitted: auto-replied"),
+            ("auto_precedence.eml", "Precedence: bulk"),
+            ("auto_x_autoreply.eml", "X-Autoreply header"),
+            ("auto_x_autorespond.eml", "X-Autorespond header"),
+            (
+                "auto_response_suppress.eml",
+                "X-Auto-Response-Suppress header",
+            ),
+            ("auto_list_id.eml", "List-Id header"),
+            ("auto_list_unsubscribe.eml", "List-Unsubscribe header"),
+            ("auto_return_path_null.eml", "Return-Path: <>"),
+            ("auto_postmaster.eml", "From postmaster"),
+            (
+                "auto_subject.eml",
+                "Subject starts with \"automatic reply\"",
+            ),
+        ];
+        for (name, reason) in cases {
+            let flags = message(&fixture(name)).flags;
+            assert!(flags.auto_submitted, "{name}");
+            assert_eq!(flags.auto_reason.as_deref(), Some(reason), "{name}");
+        }
+        let normal = message(&fixture("auto_submitted_no.eml")).flags;
+        assert!(!normal.auto_submitted && normal.auto_reason.is_none());
+    }
+
+    #[test]
+    fn dsn_is_a_bounce() {
+        let inbound_message = message(&fixture("bounce_dsn.eml"));
+        assert!(inbound_message.flags.bounce);
+        assert!(inbound_message.flags.auto_submitted);
+        let reason = inbound_message.flags.auto_reason.unwrap_or_default();
+        assert!(
+            reason.starts_with("multipart/report (delivery-status)"),
+            "{reason}"
+        );
+        assert!(inbound_message.body_text.contains("550 5.1.1 User unknown"));
+        assert_eq!(
+            inbound_message.attachments[0].content_type,
+            "message/delivery-status"
+        );
+        assert_eq!(inbound_message.attachments[0].filename, "attachment-1");
+    }
+
+    #[test]
+    fn missing_message_id_is_synthesised_stably() {
+        let raw = fixture("missing_message_id.eml");
+        let first = message(&raw);
+        let second = message(&raw);
+        assert!(first.message_id_synthesized);
+        assert_eq!(first.message_id, second.message_id);
+        assert_eq!(
+            first.message_id,
+            format!("{}@supportd.invalid", &content_hash(&raw)[..32])
+        );
+        assert_eq!(first.date, None);
+        assert!(
+            first
+                .warnings
+                .iter()
+                .any(|warning| warning.contains("Date"))
+        );
+        let mut changed = raw.clone();
+        changed.extend_from_slice(b"one more line\n");
+        assert_ne!(message(&changed).message_id, first.message_id);
+    }
+
+    #[test]
+    fn oversized_reads_only_the_header() {
+        let mut raw = fixture("plain.eml");
+        raw.extend(std::iter::repeat_n(b'x', 10_000));
+        let limits = Limits {
+            max_message_bytes: 5_000,
+            ..Limits::DEFAULT
+        };
+        let quarantine = quarantined(&raw, &limits);
+        assert_eq!(
+            quarantine.reason,
+            format!("message of {} bytes exceeds the 5000 byte limit", raw.len())
+        );
+        assert_eq!(quarantine.message_id, "plain-0001@northgate-civil.com");
+        assert_eq!(quarantine.subject, "VM won't start after resize");
+        assert_eq!(
+            quarantine.from.map(|from| from.email).as_deref(),
+            Some("raj.malhotra@northgate-civil.com")
+        );
+        assert_eq!(quarantine.size, raw.len() as u64);
+        assert_eq!(quarantine.content_hash, content_hash(&raw));
+    }
+
+    #[test]
+    fn unparseable_input_is_quarantined() {
+        let empty = quarantined(b"", &Limits::DEFAULT);
+        assert_eq!(empty.reason, "empty message");
+        assert_eq!(
+            empty.message_id,
+            format!("{}@supportd.invalid", &content_hash(b"")[..32])
+        );
+        assert_eq!(
+            quarantined(b" \r\n\n", &Limits::DEFAULT).reason,
+            "empty message"
+        );
+        assert!(
+            quarantined(&fixture("garbage.eml"), &Limits::DEFAULT)
+                .reason
+                .starts_with("binary data")
+        );
+        assert!(
+            quarantined(&fixture("no_header.eml"), &Limits::DEFAULT)
+                .reason
+                .starts_with("no header block")
+        );
+        let nul_header = quarantined(b"Subject: a\0b\nFrom: x@y\n\nbody", &Limits::DEFAULT);
+        assert!(nul_header.reason.starts_with("binary data"));
+    }
+
+    #[test]
+    fn header_block_over_the_limit() {
+        let mut raw = b"Message-ID: <big@example.com>\nSubject: big\n".to_vec();
+        for _ in 0..200 {
+            raw.extend_from_slice(b"X-Filler: 0123456789012345678901234567890123456789\n");
+        }
+        raw.extend_from_slice(b"\nbody\n");
+        let limits = Limits {
+            max_header_bytes: 1024,
+            ..Limits::DEFAULT
+        };
+        let quarantine = quarantined(&raw, &limits);
+        assert_eq!(
+            quarantine.reason,
+            "header block exceeds the 1024 byte limit"
+        );
+        assert_eq!(quarantine.message_id, "big@example.com");
+    }
+
+    fn nested_multipart(depth: usize) -> Vec<u8> {
+        let mut raw = b"From: a@example.com\nSubject: nested\nMIME-Version: 1.0\n".to_vec();
+        for level in 0..depth {
+            raw.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=\"b{level}\"\n\n--b{level}\n")
+                    .as_bytes(),
+            );
+        }
+        raw.extend_from_slice(b"Content-Type: text/plain\n\ndeep text\n");
+        for level in (0..depth).rev() {
+            raw.extend_from_slice(format!("--b{level}--\n").as_bytes());
+        }
+        raw
+    }
+
+    #[test]
+    fn mime_limits() {
+        let deep = nested_multipart(8);
+        let inbound_message = message(&deep);
+        assert_eq!(inbound_message.body_text, "deep text");
+        let limits = Limits {
+            max_mime_depth: 4,
+            ..Limits::DEFAULT
+        };
+        assert!(
+            quarantined(&deep, &limits)
+                .reason
+                .starts_with("MIME nesting depth")
+        );
+        let mut wide =
+            b"From: a@example.com\nSubject: wide\nContent-Type: multipart/mixed; boundary=w\n\n"
+                .to_vec();
+        for index in 0..20 {
+            wide.extend_from_slice(
+                format!("--w\nContent-Type: text/plain\n\npart {index}\n").as_bytes(),
+            );
+        }
+        wide.extend_from_slice(b"--w--\n");
+        let limits = Limits {
+            max_mime_parts: 10,
+            ..Limits::DEFAULT
+        };
+        assert!(
+            quarantined(&wide, &limits)
+                .reason
+                .contains("MIME parts exceed the limit of 10")
+        );
+    }
+
+    #[test]
+    fn mbox_envelope_and_bare_cr() {
+        let inbound_message = message(&fixture("mbox_envelope.eml"));
+        assert_eq!(inbound_message.subject, "envelope line first");
+        assert_eq!(
+            inbound_message.from.map(|from| from.email).as_deref(),
+            Some("ann@example.org")
+        );
+        let bare_cr = message(b"Subject: old mac\rFrom: a@example.com\r\rline one\rline two\r");
+        assert_eq!(bare_cr.body_text, "line one\nline two");
+    }
+
+    #[test]
+    fn mbox_file_is_split() {
+        let mbox = fixture("sample.mbox");
+        let messages = split_mbox(&mbox);
+        assert_eq!(messages.len(), 2);
+        let first = message(&messages[0]);
+        assert_eq!(first.subject, "first");
+        assert!(first.body_text.contains("\nFrom the top of the line"));
+        assert!(first.body_text.contains("\n>From deeper quoting."));
+        assert_eq!(message(&messages[1]).body_text, "Second body.");
+    }
 
     #[test]
     fn forward_subjects() {
