@@ -1,0 +1,415 @@
+//! Stratified 5-fold cross-validation of the category model on the dev corpus.
+//!
+//! ```text
+//! cargo run --release -p supportd-model --example cv [-- OPTIONS]
+//!   --set KEY=VALUE   override a training option (repeatable):
+//!                     word=1-2|1-1|none  char=3-5|2-5|none  min_df=N  max_df=F
+//!                     subject=N  digits=true|false  sublinear=true|false
+//!                     l2=F  iterations=N  tolerance=F
+//!   --seeds N         repeat the 5-fold split with seeds 1..=N (default 3)
+//!   --sweep           vary one option at a time around the current options
+//!   --nested          nested CV: pick l2 and char n-grams by inner 3-fold CV
+//!                     inside each outer training set, score on the outer fold
+//! ```
+//!
+//! The corpus is `$SUPPORTD_SHARED_DIR/corpus/dev` (default: `shared/` beside
+//! the repository). Each message is normalised with `supportd_mail::normalise`;
+//! the model reads its subject and its new text plus forwarded text.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use supportd_mail::{Limits, Normalised};
+use supportd_model::{
+    CrossValidation, MeanAndDeviation, Model, NgramRange, TrainingExample, TrainingOptions,
+    cross_validate, stratified_folds,
+};
+
+struct Message {
+    subject: String,
+    text: String,
+    label: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut options = TrainingOptions::recommended();
+    let mut seeds = 3u64;
+    let mut sweep = false;
+    let mut nested = false;
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
+        match argument.as_str() {
+            "--set" => {
+                let setting = arguments.next().context("--set needs KEY=VALUE")?;
+                apply(&mut options, &setting)?;
+            }
+            "--seeds" => {
+                seeds = arguments
+                    .next()
+                    .context("--seeds needs a number")?
+                    .parse()
+                    .context("--seeds needs a number")?;
+            }
+            "--sweep" => sweep = true,
+            "--nested" => nested = true,
+            other => bail!("unknown argument {other:?} (see the top of examples/cv.rs)"),
+        }
+    }
+
+    let messages = read_corpus()?;
+    let examples: Vec<TrainingExample<'_>> = messages
+        .iter()
+        .map(|message| TrainingExample {
+            subject: &message.subject,
+            text: &message.text,
+            label: &message.label,
+        })
+        .collect();
+    println!(
+        "{} messages, options: {}",
+        examples.len(),
+        describe(&options)
+    );
+
+    if nested {
+        return nested_cross_validation(&examples, &options, seeds);
+    }
+    if sweep {
+        return sweep_options(&examples, &options, seeds);
+    }
+
+    let started = Instant::now();
+    let (accuracy, macro_f1, last) = repeated(&examples, &options, seeds)?;
+    println!(
+        "5-fold CV x {seeds} seeds: accuracy {accuracy}, macro F1 {macro_f1} ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    for (index, fold) in last.folds.iter().enumerate() {
+        println!(
+            "  seed {seeds} fold {index}: accuracy {:.3}, macro F1 {:.3} ({} messages)",
+            fold.accuracy, fold.macro_f1, fold.test_examples
+        );
+    }
+    print_confusions(&last);
+    report_costs(&examples, &options)
+}
+
+/// 5-fold CV repeated with seeds `1..=seeds`: mean ± sd over all folds of all
+/// seeds, and the last run for details.
+fn repeated(
+    examples: &[TrainingExample<'_>],
+    options: &TrainingOptions,
+    seeds: u64,
+) -> anyhow::Result<(MeanAndDeviation, MeanAndDeviation, CrossValidation)> {
+    let mut accuracies = Vec::new();
+    let mut macro_f1s = Vec::new();
+    let mut last = None;
+    for seed in 1..=seeds.max(1) {
+        let cross_validation = cross_validate(examples, options, 5, seed)?;
+        accuracies.extend(cross_validation.folds.iter().map(|fold| fold.accuracy));
+        macro_f1s.extend(cross_validation.folds.iter().map(|fold| fold.macro_f1));
+        last = Some(cross_validation);
+    }
+    let last = last.context("no seed ran")?;
+    Ok((
+        MeanAndDeviation::of(&accuracies),
+        MeanAndDeviation::of(&macro_f1s),
+        last,
+    ))
+}
+
+fn print_confusions(cross_validation: &CrossValidation) {
+    let mut mistakes = Vec::new();
+    for (actual, row) in cross_validation.confusion.iter().enumerate() {
+        for (predicted, &count) in row.iter().enumerate() {
+            if actual != predicted && count > 0 {
+                mistakes.push((count, actual, predicted));
+            }
+        }
+    }
+    mistakes.sort_by(|left, right| right.cmp(left));
+    println!("most frequent confusions (actual -> predicted), last seed:");
+    for (count, actual, predicted) in mistakes.iter().take(10) {
+        println!(
+            "  {count:>2} {} -> {}",
+            cross_validation.labels[*actual], cross_validation.labels[*predicted]
+        );
+    }
+}
+
+/// Training time, model size, load time and prediction speed of a model
+/// trained on every message.
+fn report_costs(examples: &[TrainingExample<'_>], options: &TrainingOptions) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let model = Model::train(examples, options)?;
+    let training = started.elapsed();
+    let bytes = model.to_bytes();
+    let started = Instant::now();
+    let loads = 20;
+    for _ in 0..loads {
+        std::hint::black_box(Model::from_bytes(&bytes)?);
+    }
+    let load = started.elapsed() / loads;
+    let started = Instant::now();
+    let mut predicted = 0u32;
+    while started.elapsed() < Duration::from_secs(1) {
+        for example in examples {
+            std::hint::black_box(model.predict(example.subject, example.text));
+            predicted += 1;
+        }
+    }
+    let per_second = f64::from(predicted) / started.elapsed().as_secs_f64();
+    let average_bytes = examples
+        .iter()
+        .map(|example| example.text.len())
+        .sum::<usize>()
+        / examples.len();
+    println!(
+        "full model: {} features, {} labels, trained in {:.2} s, {:.2} MB, loads in {:.1} ms, \
+         predicts {per_second:.0} corpus messages/s (average text {average_bytes} bytes)",
+        model.feature_count(),
+        model.labels().len(),
+        training.as_secs_f64(),
+        bytes.len() as f64 / 1e6,
+        load.as_secs_f64() * 1e3,
+    );
+    if let Some(example) = examples.first() {
+        let prediction = model.predict(example.subject, example.text);
+        let reasons: Vec<String> = prediction
+            .top_features
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        println!(
+            "first message: {} ({:.2}), model: {}",
+            prediction.label,
+            prediction.probability,
+            reasons.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Varies one option at a time around `base`.
+fn sweep_options(
+    examples: &[TrainingExample<'_>],
+    base: &TrainingOptions,
+    seeds: u64,
+) -> anyhow::Result<()> {
+    let settings: &[&str] = &[
+        "l2=0.01",
+        "l2=0.02",
+        "l2=0.05",
+        "l2=0.1",
+        "l2=0.2",
+        "l2=0.5",
+        "l2=1",
+        "char=none",
+        "char=2-4",
+        "char=2-5",
+        "char=3-5",
+        "char=3-6",
+        "char=4-6",
+        "word=1-1",
+        "word=1-2",
+        "word=none",
+        "min_df=1",
+        "min_df=2",
+        "min_df=3",
+        "max_df=0.5",
+        "max_df=1",
+        "subject=0",
+        "subject=1",
+        "subject=2",
+        "subject=3",
+        "digits=false",
+        "digits=true",
+        "sublinear=false",
+        "sublinear=true",
+    ];
+    let (accuracy, macro_f1, _) = repeated(examples, base, seeds)?;
+    println!("base: accuracy {accuracy}, macro F1 {macro_f1}");
+    for setting in settings {
+        let mut options = *base;
+        apply(&mut options, setting)?;
+        if options == *base {
+            continue;
+        }
+        let started = Instant::now();
+        let (accuracy, macro_f1, _) = repeated(examples, &options, seeds)?;
+        println!(
+            "{setting:<16} accuracy {accuracy}, macro F1 {macro_f1} ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Outer stratified 5-fold; inside each outer training set, inner stratified
+/// 3-fold CV chooses the L2 penalty and the character n-gram range; the
+/// chosen options are trained on the outer training set and scored on the
+/// outer test fold. Estimates the whole procedure, tuning included.
+fn nested_cross_validation(
+    examples: &[TrainingExample<'_>],
+    base: &TrainingOptions,
+    seeds: u64,
+) -> anyhow::Result<()> {
+    let candidates: Vec<TrainingOptions> = ["0.02", "0.05", "0.1", "0.3"]
+        .iter()
+        .flat_map(|l2| {
+            ["2-5", "3-5"].iter().map(move |char_range| {
+                let mut options = *base;
+                let l2_setting = format!("l2={l2}");
+                let char_setting = format!("char={char_range}");
+                apply(&mut options, &l2_setting)
+                    .and_then(|()| apply(&mut options, &char_setting))
+                    .map(|()| options)
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut accuracies = Vec::new();
+    for seed in 1..=seeds.max(1) {
+        let outer = stratified_folds(examples, 5, seed);
+        for fold in 0..5 {
+            let training: Vec<TrainingExample<'_>> = examples
+                .iter()
+                .zip(&outer)
+                .filter(|&(_, &example_fold)| example_fold != fold)
+                .map(|(example, _)| *example)
+                .collect();
+            let mut best: Option<(f64, TrainingOptions)> = None;
+            for candidate in &candidates {
+                let inner = cross_validate(&training, candidate, 3, seed + 100)?;
+                if best.is_none_or(|(score, _)| inner.accuracy.mean > score) {
+                    best = Some((inner.accuracy.mean, *candidate));
+                }
+            }
+            let (_, chosen) = best.context("no candidate")?;
+            let model = Model::train(&training, &chosen)?;
+            let tests: Vec<&TrainingExample<'_>> = examples
+                .iter()
+                .zip(&outer)
+                .filter(|&(_, &example_fold)| example_fold == fold)
+                .map(|(example, _)| example)
+                .collect();
+            let correct = tests
+                .iter()
+                .filter(|example| {
+                    model.predict(example.subject, example.text).label == example.label
+                })
+                .count();
+            let accuracy = correct as f64 / tests.len() as f64;
+            println!(
+                "seed {seed} fold {fold}: chose {}, outer accuracy {accuracy:.3}",
+                describe(&chosen)
+            );
+            accuracies.push(accuracy);
+        }
+    }
+    println!(
+        "nested 5-fold CV accuracy: {}",
+        MeanAndDeviation::of(&accuracies)
+    );
+    Ok(())
+}
+
+fn parse_range(value: &str) -> anyhow::Result<Option<NgramRange>> {
+    if value == "none" {
+        return Ok(None);
+    }
+    let (min, max) = value
+        .split_once('-')
+        .with_context(|| format!("{value:?} is not MIN-MAX or none"))?;
+    Ok(Some(NgramRange {
+        min: min.parse()?,
+        max: max.parse()?,
+    }))
+}
+
+fn apply(options: &mut TrainingOptions, setting: &str) -> anyhow::Result<()> {
+    let (key, value) = setting
+        .split_once('=')
+        .with_context(|| format!("{setting:?} is not KEY=VALUE"))?;
+    match key {
+        "word" => options.word_ngrams = parse_range(value)?,
+        "char" => options.char_ngrams = parse_range(value)?,
+        "min_df" => options.min_document_frequency = value.parse()?,
+        "max_df" => options.max_document_fraction = value.parse()?,
+        "subject" => options.subject_weight = value.parse()?,
+        "digits" => options.fold_digits = value.parse()?,
+        "sublinear" => options.sublinear_tf = value.parse()?,
+        "l2" => options.l2_penalty = value.parse()?,
+        "iterations" => options.max_iterations = value.parse()?,
+        "tolerance" => options.gradient_tolerance = value.parse()?,
+        other => bail!("unknown option {other:?}"),
+    }
+    options.validate()?;
+    Ok(())
+}
+
+fn describe(options: &TrainingOptions) -> String {
+    let range = |range: Option<NgramRange>| match range {
+        Some(range) => format!("{}-{}", range.min, range.max),
+        None => "none".to_owned(),
+    };
+    format!(
+        "word={} char={} min_df={} max_df={} subject={} digits={} sublinear={} l2={} iterations={} tolerance={}",
+        range(options.word_ngrams),
+        range(options.char_ngrams),
+        options.min_document_frequency,
+        options.max_document_fraction,
+        options.subject_weight,
+        options.fold_digits,
+        options.sublinear_tf,
+        options.l2_penalty,
+        options.max_iterations,
+        options.gradient_tolerance,
+    )
+}
+
+fn corpus_directory() -> PathBuf {
+    let shared = match std::env::var_os("SUPPORTD_SHARED_DIR") {
+        Some(directory) => PathBuf::from(directory),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    };
+    shared.join("corpus").join("dev")
+}
+
+fn read_corpus() -> anyhow::Result<Vec<Message>> {
+    let directory = corpus_directory();
+    let labels_path = directory.join("labels.csv");
+    let labels = std::fs::read_to_string(&labels_path).with_context(|| {
+        format!(
+            "reading {} (set SUPPORTD_SHARED_DIR)",
+            labels_path.display()
+        )
+    })?;
+    let mut messages = Vec::new();
+    for line in labels
+        .lines()
+        .skip(1)
+        .filter(|line| !line.trim().is_empty())
+    {
+        let columns: Vec<&str> = line.split(',').collect();
+        let (Some(file), Some(category)) = (columns.first(), columns.get(2)) else {
+            bail!("bad line in labels.csv: {line:?}");
+        };
+        let path = directory.join(file);
+        let raw = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let Normalised::Message(message) = supportd_mail::normalise(&raw, &Limits::DEFAULT) else {
+            bail!("{} was quarantined", path.display());
+        };
+        let mut text = message.new_text;
+        if !message.forwarded_text.is_empty() {
+            text.push('\n');
+            text.push_str(&message.forwarded_text);
+        }
+        messages.push(Message {
+            subject: message.subject,
+            text,
+            label: (*category).to_owned(),
+        });
+    }
+    Ok(messages)
+}

@@ -1,0 +1,562 @@
+//! From text to a TF-IDF vector: the vocabulary, the lookup tables built from
+//! it, and the one function that vectorises a message for both training and
+//! prediction.
+//!
+//! Training counts features as plain strings ([`document_features`]) to choose
+//! the vocabulary. After that, training and prediction both go through
+//! [`Lookup::vectorise`], so a message is always cut into the same features.
+//! `vectorise` is built for speed: the distinct words of a message are looked
+//! up once, and each known word brings its precomputed character n-gram ids;
+//! only words the vocabulary has never seen are cut into n-grams on the fly.
+
+use std::cell::RefCell;
+
+use rustc_hash::FxHashMap;
+
+use crate::options::{NgramRange, TrainingOptions};
+use crate::tokens::{CharGrams, WordSpan, push_words};
+
+/// What a vocabulary entry is. The numbers are part of the file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FeatureKind {
+    /// One word, for example `invoice`.
+    Word = 0,
+    /// Two consecutive words separated by one space, for example `charged twice`.
+    WordPair = 1,
+    /// A character n-gram of a word padded with spaces, for example ` inv`.
+    CharGram = 2,
+}
+
+impl FeatureKind {
+    pub(crate) fn from_byte(byte: u8) -> Option<FeatureKind> {
+        match byte {
+            0 => Some(FeatureKind::Word),
+            1 => Some(FeatureKind::WordPair),
+            2 => Some(FeatureKind::CharGram),
+            _ => None,
+        }
+    }
+}
+
+/// One vocabulary entry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Feature {
+    pub kind: FeatureKind,
+    pub text: String,
+}
+
+/// The part of [`TrainingOptions`] that decides how text becomes features.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Featuriser {
+    pub word_ngrams: Option<NgramRange>,
+    pub char_ngrams: Option<NgramRange>,
+    pub subject_weight: u32,
+    pub fold_digits: bool,
+    pub sublinear_tf: bool,
+}
+
+impl Featuriser {
+    pub fn from_options(options: &TrainingOptions) -> Featuriser {
+        Featuriser {
+            word_ngrams: options.word_ngrams,
+            char_ngrams: options.char_ngrams,
+            subject_weight: options.subject_weight,
+            fold_digits: options.fold_digits,
+            sublinear_tf: options.sublinear_tf,
+        }
+    }
+
+    fn unigrams(&self) -> bool {
+        self.word_ngrams.is_some_and(|range| range.min <= 1)
+    }
+
+    fn pairs(&self) -> bool {
+        self.word_ngrams.is_some_and(|range| range.max >= 2)
+    }
+}
+
+/// The distinct features of one message, as strings: the slow, obvious
+/// definition that chooses the vocabulary (and that tests compare
+/// [`Lookup::vectorise`] against).
+pub(crate) fn document_features(
+    featuriser: &Featuriser,
+    subject: &str,
+    text: &str,
+) -> FxHashMap<Feature, u32> {
+    let mut counts: FxHashMap<Feature, u32> = FxHashMap::default();
+    let mut char_grams = CharGrams::default();
+    let parts = [(subject, featuriser.subject_weight), (text, 1)];
+    for (part, weight) in parts {
+        if weight == 0 {
+            continue;
+        }
+        let mut lowered = String::new();
+        let mut words = Vec::new();
+        push_words(part, featuriser.fold_digits, &mut lowered, &mut words);
+        let mut add = |kind: FeatureKind, text: &str| {
+            *counts
+                .entry(Feature {
+                    kind,
+                    text: text.to_owned(),
+                })
+                .or_insert(0) += weight;
+        };
+        for (index, span) in words.iter().enumerate() {
+            let word = span.text(&lowered);
+            if featuriser.unigrams() {
+                add(FeatureKind::Word, word);
+            }
+            if featuriser.pairs()
+                && let Some(previous) = index.checked_sub(1).and_then(|before| words.get(before))
+            {
+                add(
+                    FeatureKind::WordPair,
+                    &format!("{} {word}", previous.text(&lowered)),
+                );
+            }
+            if let Some(range) = featuriser.char_ngrams {
+                char_grams.for_each(word, range.min, range.max, |gram| {
+                    add(FeatureKind::CharGram, gram);
+                });
+            }
+        }
+    }
+    counts
+}
+
+/// Marks "no feature" in the `u32` tables.
+const NO_FEATURE: u32 = u32::MAX;
+
+/// Term-frequency weights for counts below this come from a table.
+const TF_TABLE_SIZE: usize = 256;
+
+/// Fast lookup tables derived from the vocabulary (not stored in the file:
+/// rebuilt by [`Lookup::build`] when a model is trained or loaded).
+#[derive(Debug, Clone)]
+pub(crate) struct Lookup {
+    featuriser: Featuriser,
+    /// Every word that is a `Word` feature or part of a `WordPair` feature,
+    /// to its slot number.
+    word_slots: FxHashMap<Box<str>, u32>,
+    /// Per slot: the word itself (for explanations).
+    slot_words: Vec<Box<str>>,
+    /// Per slot: its `Word` feature id, or `NO_FEATURE`.
+    slot_unigram: Vec<u32>,
+    /// Per slot: the range of `slot_char_features` holding the ids of its
+    /// character n-grams that are in the vocabulary (with repeats).
+    slot_char_start: Vec<u32>,
+    slot_char_features: Vec<u32>,
+    /// `WordPair` features by the slots of their two words (`first << 32 | second`).
+    pairs: FxHashMap<u64, u32>,
+    /// `CharGram` features by their text.
+    char_grams: FxHashMap<Box<str>, u32>,
+    /// `1 + ln(tf)` (or `tf`) for small counts.
+    tf_table: Vec<f32>,
+    feature_count: usize,
+}
+
+impl Lookup {
+    pub fn build(featuriser: Featuriser, features: &[Feature]) -> Lookup {
+        let mut word_slots: FxHashMap<Box<str>, u32> = FxHashMap::default();
+        let mut slot_words: Vec<Box<str>> = Vec::new();
+        let mut slot_unigram: Vec<u32> = Vec::new();
+        let mut char_grams: FxHashMap<Box<str>, u32> = FxHashMap::default();
+        let mut slot_of = |word: &str,
+                           word_slots: &mut FxHashMap<Box<str>, u32>,
+                           slot_unigram: &mut Vec<u32>|
+         -> u32 {
+            if let Some(&slot) = word_slots.get(word) {
+                return slot;
+            }
+            let slot = slot_words.len() as u32;
+            slot_words.push(word.into());
+            slot_unigram.push(NO_FEATURE);
+            word_slots.insert(word.into(), slot);
+            slot
+        };
+        let mut pair_features: Vec<(u32, u32, u32)> = Vec::new();
+        for (id, feature) in features.iter().enumerate() {
+            let id = id as u32;
+            match feature.kind {
+                FeatureKind::Word => {
+                    let slot = slot_of(&feature.text, &mut word_slots, &mut slot_unigram);
+                    slot_unigram[slot as usize] = id;
+                }
+                FeatureKind::WordPair => {
+                    if let Some((first, second)) = feature.text.split_once(' ') {
+                        let first = slot_of(first, &mut word_slots, &mut slot_unigram);
+                        let second = slot_of(second, &mut word_slots, &mut slot_unigram);
+                        pair_features.push((first, second, id));
+                    }
+                }
+                FeatureKind::CharGram => {
+                    char_grams.insert(feature.text.as_str().into(), id);
+                }
+            }
+        }
+        let pairs = pair_features
+            .into_iter()
+            .map(|(first, second, id)| ((u64::from(first) << 32) | u64::from(second), id))
+            .collect();
+
+        let mut slot_char_start = Vec::with_capacity(slot_words.len() + 1);
+        let mut slot_char_features = Vec::new();
+        let mut char_gram_buffers = CharGrams::default();
+        for word in &slot_words {
+            slot_char_start.push(slot_char_features.len() as u32);
+            if let Some(range) = featuriser.char_ngrams {
+                char_gram_buffers.for_each(word, range.min, range.max, |gram| {
+                    if let Some(&id) = char_grams.get(gram) {
+                        slot_char_features.push(id);
+                    }
+                });
+            }
+        }
+        slot_char_start.push(slot_char_features.len() as u32);
+
+        let tf_table = (0..TF_TABLE_SIZE)
+            .map(|count| term_weight(featuriser.sublinear_tf, count as u32))
+            .collect();
+        Lookup {
+            featuriser,
+            word_slots,
+            slot_words,
+            slot_unigram,
+            slot_char_start,
+            slot_char_features,
+            pairs,
+            char_grams,
+            tf_table,
+            feature_count: features.len(),
+        }
+    }
+
+    fn slot_chars(&self, slot: u32) -> &[u32] {
+        let from = self.slot_char_start[slot as usize] as usize;
+        let to = self.slot_char_start[slot as usize + 1] as usize;
+        &self.slot_char_features[from..to]
+    }
+
+    fn tf_weight(&self, count: u32) -> f32 {
+        match self.tf_table.get(count as usize) {
+            Some(&weight) => weight,
+            None => term_weight(self.featuriser.sublinear_tf, count),
+        }
+    }
+
+    /// Cuts a message into features and calls `use_vector` with the
+    /// l2-normalised TF-IDF vector (feature ids and values, in no particular
+    /// order) and the word breakdown needed for explanations.
+    pub fn vectorise<T>(
+        &self,
+        idf: &[f32],
+        subject: &str,
+        text: &str,
+        use_vector: impl FnOnce(&Vectorised<'_>) -> T,
+    ) -> T {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.vectorise_with(&mut scratch, idf, subject, text, use_vector),
+            // Only reachable if `use_vector` itself vectorises on this thread.
+            Err(_) => {
+                let mut scratch = Scratch::default();
+                self.vectorise_with(&mut scratch, idf, subject, text, use_vector)
+            }
+        })
+    }
+
+    fn vectorise_with<T>(
+        &self,
+        scratch: &mut Scratch,
+        idf: &[f32],
+        subject: &str,
+        text: &str,
+        use_vector: impl FnOnce(&Vectorised<'_>) -> T,
+    ) -> T {
+        scratch.prepare(self.feature_count, self.slot_words.len());
+        let featuriser = &self.featuriser;
+        let subject_weight = featuriser.subject_weight;
+        if subject_weight > 0 {
+            push_words(
+                subject,
+                featuriser.fold_digits,
+                &mut scratch.lowered,
+                &mut scratch.words,
+            );
+        }
+        let subject_words = scratch.words.len();
+        push_words(
+            text,
+            featuriser.fold_digits,
+            &mut scratch.lowered,
+            &mut scratch.words,
+        );
+
+        // Words: count known words per slot, word pairs directly, and set
+        // unknown words aside.
+        let pairs_wanted = featuriser.pairs() && !self.pairs.is_empty();
+        let mut previous_slot = NO_FEATURE;
+        for (index, span) in scratch.words.iter().enumerate() {
+            let weight = if index < subject_words {
+                subject_weight
+            } else {
+                1
+            };
+            if index == subject_words {
+                previous_slot = NO_FEATURE;
+            }
+            let word = span.text(&scratch.lowered);
+            match self.word_slots.get(word) {
+                Some(&slot) => {
+                    let count = &mut scratch.slot_counts[slot as usize];
+                    if *count == 0 {
+                        scratch.touched_slots.push(slot);
+                    }
+                    *count += weight;
+                    if pairs_wanted && previous_slot != NO_FEATURE {
+                        let key = (u64::from(previous_slot) << 32) | u64::from(slot);
+                        if let Some(&id) = self.pairs.get(&key) {
+                            scratch.feature_counts.add(id, weight);
+                        }
+                    }
+                    previous_slot = slot;
+                }
+                None => {
+                    scratch.unknown.push((*span, weight));
+                    previous_slot = NO_FEATURE;
+                }
+            }
+        }
+
+        // Known words: their word feature and precomputed character n-grams.
+        let unigrams = featuriser.unigrams();
+        for position in 0..scratch.touched_slots.len() {
+            let slot = scratch.touched_slots[position];
+            let count = scratch.slot_counts[slot as usize];
+            let unigram = self.slot_unigram[slot as usize];
+            if unigrams && unigram != NO_FEATURE {
+                scratch.feature_counts.add(unigram, count);
+            }
+            for &id in self.slot_chars(slot) {
+                scratch.feature_counts.add(id, count);
+            }
+        }
+
+        // Unknown words: merge repeats, then look up their character n-grams.
+        if let Some(range) = featuriser.char_ngrams {
+            let Scratch {
+                lowered, unknown, ..
+            } = &mut *scratch;
+            unknown.sort_unstable_by(|left, right| left.0.text(lowered).cmp(right.0.text(lowered)));
+            let mut merged = 0usize;
+            for index in 0..unknown.len() {
+                if merged > 0
+                    && unknown[merged - 1].0.text(lowered) == unknown[index].0.text(lowered)
+                {
+                    unknown[merged - 1].1 += unknown[index].1;
+                } else {
+                    unknown[merged] = unknown[index];
+                    merged += 1;
+                }
+            }
+            unknown.truncate(merged);
+            for position in 0..scratch.unknown.len() {
+                let (span, count) = scratch.unknown[position];
+                let start = scratch.unknown_char_features.len() as u32;
+                let Scratch {
+                    lowered,
+                    char_grams,
+                    unknown_char_features,
+                    ..
+                } = &mut *scratch;
+                char_grams.for_each(span.text(lowered), range.min, range.max, |gram| {
+                    if let Some(&id) = self.char_grams.get(gram) {
+                        unknown_char_features.push(id);
+                    }
+                });
+                let end = scratch.unknown_char_features.len() as u32;
+                scratch.unknown_ranges.push((start, end));
+                for index in start..end {
+                    let id = scratch.unknown_char_features[index as usize];
+                    scratch.feature_counts.add(id, count);
+                }
+            }
+        }
+
+        // TF-IDF values, then l2 normalisation.
+        let mut squared_norm = 0.0f32;
+        for &id in &scratch.feature_counts.touched {
+            let value =
+                self.tf_weight(scratch.feature_counts.counts[id as usize]) * idf[id as usize];
+            squared_norm += value * value;
+            scratch.values.push(value);
+        }
+        let mut inverse_norm = 1.0f32;
+        if squared_norm > 0.0 {
+            inverse_norm = 1.0 / squared_norm.sqrt();
+            for value in &mut scratch.values {
+                *value *= inverse_norm;
+            }
+        }
+
+        let vectorised = Vectorised {
+            lookup: self,
+            scratch,
+            idf,
+            inverse_norm,
+        };
+        let result = use_vector(&vectorised);
+        scratch.reset();
+        result
+    }
+}
+
+/// Term counts of the current message.
+#[derive(Debug, Default)]
+struct FeatureCounts {
+    /// Per feature id: its term count (zero outside a call).
+    counts: Vec<u32>,
+    /// Feature ids with a non-zero count, in first-seen order.
+    touched: Vec<u32>,
+}
+
+impl FeatureCounts {
+    fn add(&mut self, id: u32, count: u32) {
+        let slot = &mut self.counts[id as usize];
+        if *slot == 0 {
+            self.touched.push(id);
+        }
+        *slot += count;
+    }
+}
+
+fn term_weight(sublinear_tf: bool, count: u32) -> f32 {
+    if count == 0 {
+        0.0
+    } else if sublinear_tf {
+        1.0 + (count as f32).ln()
+    } else {
+        count as f32
+    }
+}
+
+thread_local! {
+    /// Buffers reused across calls on one thread, so a prediction allocates
+    /// almost nothing. They hold no state between calls: every call resets
+    /// what it touched.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+#[derive(Debug, Default)]
+struct Scratch {
+    feature_counts: FeatureCounts,
+    /// Per touched feature (same order): its normalised TF-IDF value.
+    values: Vec<f32>,
+    /// Per word slot: its count in the current message (zero outside a call).
+    slot_counts: Vec<u32>,
+    touched_slots: Vec<u32>,
+    /// Subject and text words, lowered, back to back.
+    lowered: String,
+    words: Vec<WordSpan>,
+    /// Words without a slot, with their weight; merged to distinct words.
+    unknown: Vec<(WordSpan, u32)>,
+    /// Per distinct unknown word: the range of `unknown_char_features` with
+    /// its character n-gram ids.
+    unknown_ranges: Vec<(u32, u32)>,
+    unknown_char_features: Vec<u32>,
+    char_grams: CharGrams,
+}
+
+impl Scratch {
+    fn prepare(&mut self, feature_count: usize, slot_count: usize) {
+        if self.feature_counts.counts.len() < feature_count {
+            self.feature_counts.counts.resize(feature_count, 0);
+        }
+        if self.slot_counts.len() < slot_count {
+            self.slot_counts.resize(slot_count, 0);
+        }
+    }
+
+    fn reset(&mut self) {
+        for &id in &self.feature_counts.touched {
+            self.feature_counts.counts[id as usize] = 0;
+        }
+        for &slot in &self.touched_slots {
+            self.slot_counts[slot as usize] = 0;
+        }
+        self.feature_counts.touched.clear();
+        self.values.clear();
+        self.touched_slots.clear();
+        self.lowered.clear();
+        self.words.clear();
+        self.unknown.clear();
+        self.unknown_ranges.clear();
+        self.unknown_char_features.clear();
+    }
+}
+
+/// A vectorised message, valid inside the [`Lookup::vectorise`] callback.
+pub(crate) struct Vectorised<'a> {
+    lookup: &'a Lookup,
+    scratch: &'a Scratch,
+    idf: &'a [f32],
+    /// `1 / |v|` of the unnormalised TF-IDF vector (1 for an empty vector).
+    inverse_norm: f32,
+}
+
+impl<'a> Vectorised<'a> {
+    /// Feature ids with a non-zero value.
+    pub fn ids(&self) -> &'a [u32] {
+        &self.scratch.feature_counts.touched
+    }
+
+    /// Their normalised TF-IDF values (same order as [`Vectorised::ids`]).
+    pub fn values(&self) -> &'a [f32] {
+        &self.scratch.values
+    }
+
+    /// The normalised TF-IDF value of any feature (0 if absent).
+    fn value(&self, id: u32) -> f32 {
+        let count = self.scratch.feature_counts.counts[id as usize];
+        self.lookup.tf_weight(count) * self.idf[id as usize] * self.inverse_norm
+    }
+
+    /// Splits a linear score (`weight_of(id)` times the feature's value,
+    /// summed) over the words of the message: a word gets its own `Word`
+    /// feature's part plus, for each of its character n-grams, the share of
+    /// that n-gram's part proportional to how often the n-gram came from this
+    /// word. Word pairs are not included: their parts are their own.
+    pub fn word_shares(&self, weight_of: impl Fn(u32) -> f32) -> Vec<(&'a str, f32)> {
+        let scratch = self.scratch;
+        let lookup = self.lookup;
+        // The part of one occurrence of feature `id`.
+        let per_occurrence = |id: u32| -> f32 {
+            let count = scratch.feature_counts.counts[id as usize];
+            if count == 0 {
+                0.0
+            } else {
+                weight_of(id) * self.value(id) / count as f32
+            }
+        };
+        let mut shares = Vec::with_capacity(scratch.touched_slots.len() + scratch.unknown.len());
+        for &slot in &scratch.touched_slots {
+            let count = scratch.slot_counts[slot as usize] as f32;
+            let mut share = 0.0f32;
+            let unigram = lookup.slot_unigram[slot as usize];
+            if lookup.featuriser.unigrams() && unigram != NO_FEATURE {
+                share += weight_of(unigram) * self.value(unigram);
+            }
+            for &id in lookup.slot_chars(slot) {
+                share += per_occurrence(id) * count;
+            }
+            shares.push((&*lookup.slot_words[slot as usize], share));
+        }
+        for (&(span, count), &(start, end)) in scratch.unknown.iter().zip(&scratch.unknown_ranges) {
+            let mut share = 0.0f32;
+            for &id in &scratch.unknown_char_features[start as usize..end as usize] {
+                share += per_occurrence(id) * count as f32;
+            }
+            shares.push((span.text(&scratch.lowered), share));
+        }
+        shares
+    }
+}

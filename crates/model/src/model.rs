@@ -1,0 +1,311 @@
+//! [`Model`]: training (vocabulary, TF-IDF, logistic regression) and prediction.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use linfa::DatasetBase;
+use linfa::traits::Fit;
+use linfa_logistic::MultiLogisticRegression;
+use ndarray::{Array1, Array2};
+use rustc_hash::FxHashMap;
+
+use crate::ModelError;
+use crate::features::{Feature, FeatureKind, Featuriser, Lookup, document_features};
+use crate::options::TrainingOptions;
+
+/// How many features [`Prediction::top_features`] lists at most.
+pub const EXPLANATION_FEATURES: usize = 6;
+
+/// One labelled message to learn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrainingExample<'a> {
+    pub subject: &'a str,
+    /// The text to learn from: for mail, the new text of the message (quotes
+    /// and signature stripped) and the text of forwarded originals.
+    pub text: &'a str,
+    /// The category slug, for example `billing`.
+    pub label: &'a str,
+}
+
+/// A trained model: vocabulary, inverse document frequencies, weights and
+/// label names. Immutable; cheap to share between threads (`&Model` is `Sync`).
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// How it was trained; the feature half is needed to predict.
+    pub(crate) options: TrainingOptions,
+    /// Category names, sorted; index `k` is row `k` of every score vector.
+    pub(crate) labels: Vec<String>,
+    /// The vocabulary, sorted by kind then text; index = feature id.
+    pub(crate) features: Vec<Feature>,
+    /// Per feature: `ln((1 + n) / (1 + df)) + 1`, with `n` training examples
+    /// of which `df` contain the feature (scikit-learn's smoothed idf).
+    pub(crate) idf: Vec<f32>,
+    /// Feature-major `[features x labels]`: `weights[id * labels + k]`, so the
+    /// weights of one feature are contiguous for sparse prediction.
+    pub(crate) weights: Vec<f32>,
+    /// Per label: the bias term.
+    pub(crate) intercepts: Vec<f32>,
+    /// Tables for fast vectorising, rebuilt from the above.
+    pub(crate) lookup: Lookup,
+}
+
+/// What [`Model::predict`] says about one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// The most probable label.
+    pub label: String,
+    /// Its index in [`Model::labels`].
+    pub label_index: usize,
+    /// Its probability.
+    pub probability: f32,
+    /// Softmax probability of every label, in [`Model::labels`] order; sums to 1.
+    /// Logistic regression is reasonably calibrated, but with weak
+    /// regularisation and few examples it is overconfident: compare against a
+    /// threshold chosen by cross-validation, not against a guess.
+    pub probabilities: Vec<f32>,
+    /// The words and word pairs of the message that pushed hardest towards
+    /// `label`, strongest first (at most [`EXPLANATION_FEATURES`], positive only).
+    pub top_features: Vec<FeatureContribution>,
+}
+
+/// One word or word pair and how much it added to the best label's score
+/// (its weight times its TF-IDF value; a word includes its share of the
+/// character n-grams it contains).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureContribution {
+    pub kind: FeatureKind,
+    pub text: String,
+    pub contribution: f32,
+}
+
+impl fmt::Display for FeatureContribution {
+    /// `` `invoice` +0.81 ``
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "`{}` {:+.2}", self.text, self.contribution)
+    }
+}
+
+impl Model {
+    /// Trains a model: chooses the vocabulary, computes inverse document
+    /// frequencies, vectorises every example and fits a multinomial logistic
+    /// regression (linfa-logistic, L-BFGS). Deterministic.
+    pub fn train(
+        examples: &[TrainingExample<'_>],
+        options: &TrainingOptions,
+    ) -> Result<Model, ModelError> {
+        options.validate()?;
+        if examples.is_empty() {
+            return Err(ModelError::NoExamples);
+        }
+        let labels: Vec<String> = examples
+            .iter()
+            .map(|example| example.label)
+            .collect::<BTreeSet<&str>>()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if labels.len() < 2 {
+            return Err(ModelError::TooFewLabels {
+                found: labels.len(),
+            });
+        }
+        let featuriser = Featuriser::from_options(options);
+        let (features, idf) = choose_vocabulary(&featuriser, examples, options)?;
+        let lookup = Lookup::build(featuriser, &features);
+
+        let mut records = Array2::<f64>::zeros((examples.len(), features.len()));
+        for (row, example) in examples.iter().enumerate() {
+            lookup.vectorise(&idf, example.subject, example.text, |vectorised| {
+                for (&id, &value) in vectorised.ids().iter().zip(vectorised.values()) {
+                    records[[row, id as usize]] = f64::from(value);
+                }
+            });
+        }
+        let targets: Array1<usize> = examples
+            .iter()
+            .map(|example| {
+                labels
+                    .binary_search_by(|label| label.as_str().cmp(example.label))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let dataset = DatasetBase::new(records, targets);
+        let fitted = MultiLogisticRegression::default()
+            .alpha(options.l2_penalty)
+            .max_iterations(options.max_iterations)
+            .gradient_tolerance(options.gradient_tolerance)
+            .with_intercept(true)
+            .fit(&dataset)
+            .map_err(|error| ModelError::Solver {
+                reason: error.to_string(),
+            })?;
+
+        // linfa orders its columns by sorted class value; map them back to
+        // label indices in case a label were ever missing.
+        let label_count = labels.len();
+        let mut weights = vec![0.0f32; features.len() * label_count];
+        let mut intercepts = vec![0.0f32; label_count];
+        let params = fitted.params();
+        for (column, &label_index) in fitted.classes().iter().enumerate() {
+            intercepts[label_index] = fitted.intercept()[column] as f32;
+            for id in 0..features.len() {
+                weights[id * label_count + label_index] = params[[id, column]] as f32;
+            }
+        }
+        Ok(Model {
+            options: *options,
+            labels,
+            features,
+            idf,
+            weights,
+            intercepts,
+            lookup,
+        })
+    }
+
+    /// The category names, sorted; [`Prediction::probabilities`] follows this order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The options the model was trained with.
+    pub fn options(&self) -> &TrainingOptions {
+        &self.options
+    }
+
+    /// Number of features in the vocabulary.
+    pub fn feature_count(&self) -> usize {
+        self.features.len()
+    }
+
+    /// Classifies one message. Never fails: a message with no known feature
+    /// gets the label priors learned in the intercepts.
+    pub fn predict(&self, subject: &str, text: &str) -> Prediction {
+        let label_count = self.labels.len();
+        let (label_index, probabilities, top_features) =
+            self.lookup
+                .vectorise(&self.idf, subject, text, |vectorised| {
+                    let mut scores = self.intercepts.clone();
+                    for (&id, &value) in vectorised.ids().iter().zip(vectorised.values()) {
+                        let start = id as usize * label_count;
+                        let row = &self.weights[start..start + label_count];
+                        for (score, weight) in scores.iter_mut().zip(row) {
+                            *score += weight * value;
+                        }
+                    }
+                    let probabilities = softmax(&scores);
+                    let label_index = best_index(&probabilities);
+
+                    let weight_of = |id: u32| self.weights[id as usize * label_count + label_index];
+                    let mut contributions: Vec<(FeatureKind, &str, f32)> = vectorised
+                        .word_shares(weight_of)
+                        .into_iter()
+                        .map(|(text, contribution)| (FeatureKind::Word, text, contribution))
+                        .collect();
+                    for (&id, &value) in vectorised.ids().iter().zip(vectorised.values()) {
+                        let feature = &self.features[id as usize];
+                        if feature.kind == FeatureKind::WordPair {
+                            contributions.push((
+                                FeatureKind::WordPair,
+                                feature.text.as_str(),
+                                weight_of(id) * value,
+                            ));
+                        }
+                    }
+                    let top_features = strongest(contributions);
+                    (label_index, probabilities, top_features)
+                });
+        Prediction {
+            label: self.labels[label_index].clone(),
+            label_index,
+            probability: probabilities[label_index],
+            probabilities,
+            top_features,
+        }
+    }
+}
+
+/// The strongest positive contributions, strongest first; ties by text.
+fn strongest(mut contributions: Vec<(FeatureKind, &str, f32)>) -> Vec<FeatureContribution> {
+    contributions.retain(|&(_, _, contribution)| contribution > 0.0);
+    let by_strength = |left: &(FeatureKind, &str, f32), right: &(FeatureKind, &str, f32)| {
+        right
+            .2
+            .total_cmp(&left.2)
+            .then_with(|| left.1.cmp(right.1))
+            .then_with(|| left.0.cmp(&right.0))
+    };
+    if contributions.len() > EXPLANATION_FEATURES {
+        contributions.select_nth_unstable_by(EXPLANATION_FEATURES - 1, by_strength);
+        contributions.truncate(EXPLANATION_FEATURES);
+    }
+    contributions.sort_unstable_by(by_strength);
+    contributions
+        .into_iter()
+        .map(|(kind, text, contribution)| FeatureContribution {
+            kind,
+            text: text.to_owned(),
+            contribution,
+        })
+        .collect()
+}
+
+/// Numerically stable softmax.
+fn softmax(scores: &[f32]) -> Vec<f32> {
+    let maximum = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut exponentials: Vec<f32> = scores
+        .iter()
+        .map(|&score| (score - maximum).exp())
+        .collect();
+    let total: f32 = exponentials.iter().sum();
+    for value in &mut exponentials {
+        *value /= total;
+    }
+    exponentials
+}
+
+/// Index of the largest value; the first one on ties.
+fn best_index(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (index, &value) in values.iter().enumerate() {
+        if value > values[best] {
+            best = index;
+        }
+    }
+    best
+}
+
+/// Counts document frequencies, keeps features within the bounds, sorts them
+/// and computes their idf.
+fn choose_vocabulary(
+    featuriser: &Featuriser,
+    examples: &[TrainingExample<'_>],
+    options: &TrainingOptions,
+) -> Result<(Vec<Feature>, Vec<f32>), ModelError> {
+    let mut document_frequencies: FxHashMap<Feature, u32> = FxHashMap::default();
+    for example in examples {
+        for feature in document_features(featuriser, example.subject, example.text).into_keys() {
+            *document_frequencies.entry(feature).or_insert(0) += 1;
+        }
+    }
+    let example_count = examples.len() as f64;
+    let maximum_documents = f64::from(options.max_document_fraction) * example_count;
+    let mut kept: Vec<(Feature, u32)> = document_frequencies
+        .into_iter()
+        .filter(|&(_, frequency)| {
+            frequency >= options.min_document_frequency && f64::from(frequency) <= maximum_documents
+        })
+        .collect();
+    if kept.is_empty() {
+        return Err(ModelError::EmptyVocabulary);
+    }
+    kept.sort_unstable_by(|left, right| left.0.cmp(&right.0));
+    let idf = kept
+        .iter()
+        .map(|&(_, frequency)| {
+            (((1.0 + example_count) / (1.0 + f64::from(frequency))).ln() + 1.0) as f32
+        })
+        .collect();
+    let features = kept.into_iter().map(|(feature, _)| feature).collect();
+    Ok((features, idf))
+}
