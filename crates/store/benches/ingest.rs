@@ -46,7 +46,7 @@ fn synthetic_item(number: u64) -> IngestItem {
     } else {
         vec![]
     };
-    let attachments = if number % 10 == 0 {
+    let attachments = if number.is_multiple_of(10) {
         vec![Attachment {
             filename: "screenshot.png".into(),
             content_type: "image/png".into(),

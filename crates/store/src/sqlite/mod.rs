@@ -107,9 +107,12 @@ impl SqliteStore {
             .begin_with(BEGIN_WRITE)
             .await
             .map_err(self.error(doing))?;
+        let mut ids = ingest::IdAllocator::start(&mut transaction)
+            .await
+            .map_err(self.error(doing))?;
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
-            let outcome = ingest::ingest_item(&mut transaction, item)
+            let outcome = ingest::ingest_item(&mut transaction, &mut ids, item)
                 .await
                 .map_err(self.error(doing))?;
             outcomes.push(outcome);
