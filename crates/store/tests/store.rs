@@ -1033,3 +1033,40 @@ async fn sqlite_audit_events_refuse_update_and_delete() {
         .unwrap_err();
     assert!(error.to_string().contains("CHECK"), "{error}");
 }
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_reported_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("supportd.db");
+    std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+    let url = format!("sqlite:{}", path.display());
+    let error = match Store::open(&url).await {
+        Ok(store) => store.migrate().await.unwrap_err(),
+        Err(error) => error,
+    };
+    assert!(
+        matches!(error, StoreError::Corrupt { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains(&path.display().to_string()), "{error}");
+}
+
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_version_is_refused() {
+    use sqlx::Connection;
+    let test_store = fresh_store(Backend::Sqlite).await;
+    let path = test_store.store.database().to_owned();
+    let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite:{path}"))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99999999, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    let error = test_store.store.migrate().await.unwrap_err();
+    assert!(matches!(error, StoreError::Migration { .. }), "{error:?}");
+    assert!(error.to_string().contains(&path), "{error}");
+}
