@@ -15,6 +15,24 @@ pub(crate) fn addresses_of(header_value: Option<&HeaderValue<'_>>) -> Vec<Addres
         .collect()
 }
 
+/// The sender of a From header holding only a bare word, as bounces do
+/// ("From: MAILER-DAEMON", "From: MAILER-DAEMON <>"): the word stands for the address.
+pub(crate) fn bare_sender_of(header_value: Option<&HeaderValue<'_>>) -> Option<Address> {
+    let Some(HeaderValue::Address(address)) = header_value else {
+        return None;
+    };
+    let word = address.first()?.name.as_deref()?.trim();
+    let is_bare_word = !word.is_empty()
+        && !word.contains(char::is_whitespace)
+        && word
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "-_.+".contains(character));
+    is_bare_word.then(|| Address {
+        name: None,
+        email: word.to_string(),
+    })
+}
+
 /// Builds an [`Address`] from a display name and an address, either possibly missing.
 /// A name that is itself an address stands in for a missing address.
 pub(crate) fn address_from_parts(name: Option<&str>, email: Option<&str>) -> Option<Address> {
@@ -142,6 +160,21 @@ mod tests {
             })
         );
         assert_eq!(address_from_parts(Some("Just A Name"), None), None);
+    }
+
+    #[test]
+    fn bare_word_sender() {
+        let mut stream_input = b"MAILER-DAEMON\n".to_vec();
+        let header_value = MessageStream::new(&stream_input).parse_address();
+        assert_eq!(
+            bare_sender_of(Some(&header_value))
+                .map(|address| address.email)
+                .as_deref(),
+            Some("MAILER-DAEMON")
+        );
+        stream_input = b"Some Body\n".to_vec();
+        let header_value = MessageStream::new(&stream_input).parse_address();
+        assert_eq!(bare_sender_of(Some(&header_value)), None);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub(crate) struct PreparedBytes<'raw> {
     pub envelope_stripped: bool,
     /// The message used bare CR line endings (old Mac); they were turned into CRLF.
     pub bare_cr_converted: bool,
+    /// Blank lines before the header block were removed.
+    pub leading_blank_lines_removed: bool,
 }
 
 /// Strips a leading mbox envelope line and converts bare-CR line endings.
@@ -33,6 +35,17 @@ pub(crate) fn prepare(raw: &[u8]) -> PreparedBytes<'_> {
         bytes = &bytes[body_start..];
         envelope_stripped = true;
     }
+    // Whitespace-only lines before the first header would end mail-parser's
+    // header block at once (everything would become body).
+    let mut leading_blank_lines_removed = false;
+    while let Some(line_end) = bytes.iter().position(|&byte| byte == b'\n') {
+        if bytes[..line_end].iter().all(u8::is_ascii_whitespace) && line_end + 1 < bytes.len() {
+            bytes = &bytes[line_end + 1..];
+            leading_blank_lines_removed = true;
+        } else {
+            break;
+        }
+    }
     let has_line_feed = bytes.contains(&b'\n');
     if !has_line_feed && bytes.contains(&b'\r') {
         let mut converted = Vec::with_capacity(bytes.len() + bytes.len() / 32);
@@ -46,12 +59,14 @@ pub(crate) fn prepare(raw: &[u8]) -> PreparedBytes<'_> {
             bytes: Cow::Owned(converted),
             envelope_stripped,
             bare_cr_converted: true,
+            leading_blank_lines_removed,
         };
     }
     PreparedBytes {
         bytes: Cow::Borrowed(bytes),
         envelope_stripped,
         bare_cr_converted: false,
+        leading_blank_lines_removed,
     }
 }
 
@@ -159,6 +174,13 @@ mod tests {
         let prepared =
             prepare(b"From someone@example.com Mon Jan  1 00:00:00 2024\nSubject: x\n\nbody\n");
         assert!(prepared.envelope_stripped);
+        assert_eq!(&prepared.bytes[..], b"Subject: x\n\nbody\n");
+    }
+
+    #[test]
+    fn leading_blank_lines_are_removed() {
+        let prepared = prepare(b"   \r\n\nSubject: x\n\nbody\n");
+        assert!(prepared.leading_blank_lines_removed);
         assert_eq!(&prepared.bytes[..], b"Subject: x\n\nbody\n");
     }
 

@@ -5,9 +5,9 @@ use std::sync::LazyLock;
 
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
-use supportd_core::{InboundMessage, MessageFlags};
+use supportd_core::{Address, InboundMessage, MessageFlags};
 
-use crate::addresses::{addresses_of, clean_header_text};
+use crate::addresses::{addresses_of, bare_sender_of, clean_header_text};
 use crate::attachments::attachments_of;
 use crate::automatic::automatic_cues;
 use crate::bodies::{bodies_of, enclosed_messages_text};
@@ -31,8 +31,8 @@ pub(crate) enum UnparseableError {
     NoHeaderBlock,
     #[error("binary data in the header block (NUL bytes or mostly non-text)")]
     BinaryHeader,
-    #[error("{parts} MIME parts exceed the limit of {limit}")]
-    TooManyParts { parts: usize, limit: usize },
+    #[error("MIME part count exceeds the limit of {limit}")]
+    TooManyParts { limit: usize },
     #[error("MIME nesting depth {depth} exceeds the limit of {limit}")]
     TooDeep { depth: usize, limit: usize },
     #[error("the MIME parser found no message in the bytes")]
@@ -104,7 +104,6 @@ pub fn normalise(raw: &[u8], limits: &Limits) -> Normalised {
     let shape = mime_shape(&message, limits.max_mime_parts);
     if shape.parts > limits.max_mime_parts {
         let error = UnparseableError::TooManyParts {
-            parts: shape.parts,
             limit: limits.max_mime_parts,
         };
         return quarantine(error, header_bytes, raw, content_hash);
@@ -120,6 +119,9 @@ pub fn normalise(raw: &[u8], limits: &Limits) -> Normalised {
     let mut warnings = Vec::new();
     if prepared.envelope_stripped {
         warnings.push("mbox envelope line (\"From \") removed before parsing".to_string());
+    }
+    if prepared.leading_blank_lines_removed {
+        warnings.push("blank lines before the header block removed".to_string());
     }
     if prepared.bare_cr_converted {
         warnings.push("bare CR line endings converted to CRLF".to_string());
@@ -171,11 +173,7 @@ fn quarantine(
         .and_then(HeaderValue::as_text)
         .map(clean_header_text)
         .unwrap_or_default();
-    let from = headers.as_ref().and_then(|headers| {
-        addresses_of(root_value(headers, HeaderName::From))
-            .into_iter()
-            .next()
-    });
+    let from = headers.as_ref().and_then(sender_of);
     Normalised::Quarantine(Quarantine {
         reason: error.to_string(),
         message_id: message_id.unwrap_or_else(|| synthesised_message_id(&content_hash)),
@@ -184,6 +182,15 @@ fn quarantine(
         size: raw.len() as u64,
         content_hash,
     })
+}
+
+/// The first address of the From header, or the bare word of a bounce's From.
+fn sender_of(message: &Message<'_>) -> Option<Address> {
+    let from_header = root_value(message, HeaderName::From);
+    addresses_of(from_header)
+        .into_iter()
+        .next()
+        .or_else(|| bare_sender_of(from_header))
 }
 
 /// The first top-level header called `name`.
@@ -269,9 +276,7 @@ fn inbound_message(
         synthesised_message_id(&content_hash)
     });
 
-    let from = addresses_of(root_value(message, HeaderName::From))
-        .into_iter()
-        .next();
+    let from = sender_of(message);
     if from.is_none() {
         warnings.push("no usable From address".to_string());
     }
@@ -755,7 +760,7 @@ mod tests {
         assert!(
             quarantined(&wide, &limits)
                 .reason
-                .contains("MIME parts exceed the limit of 10")
+                .contains("MIME part count exceeds the limit of 10")
         );
     }
 
