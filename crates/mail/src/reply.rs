@@ -101,6 +101,7 @@ pub(crate) fn reply_parts(body_text: &str, subject_is_forward: bool) -> ReplyPar
         }
     }
 
+    remove_attribution_before_trailing_quote(&mut own_lines);
     let unquoted: Vec<&str> = own_lines
         .into_iter()
         .filter(|line| !line.trim_start().starts_with('>'))
@@ -121,6 +122,38 @@ pub(crate) fn reply_parts(body_text: &str, subject_is_forward: bool) -> ReplyPar
         new_text,
         forwarded_block,
         has_forward_marker,
+    }
+}
+
+fn is_quote_line(line: &str) -> bool {
+    line.trim_start().starts_with('>')
+}
+
+/// Clients write attributions without "wrote:" ("2010/10/7 <x@example.com>",
+/// "Le 3 mai, X a écrit :" cut short). When the text ends with a block of quoted
+/// lines, a short line right above it that ends with ':' or '>' or holds an
+/// address is taken as its attribution.
+fn remove_attribution_before_trailing_quote(lines: &mut Vec<&str>) {
+    let Some(last_content) = lines.iter().rposition(|line| !line.trim().is_empty()) else {
+        return;
+    };
+    if !is_quote_line(lines[last_content]) {
+        return;
+    }
+    let mut block_start = last_content;
+    while block_start > 0
+        && (is_quote_line(lines[block_start - 1]) || lines[block_start - 1].trim().is_empty())
+    {
+        block_start -= 1;
+    }
+    let Some(candidate) = block_start.checked_sub(1) else {
+        return;
+    };
+    let line = lines[candidate].trim();
+    if line.chars().count() <= 200
+        && (line.ends_with(':') || line.ends_with('>') || line.contains('@'))
+    {
+        lines.remove(candidate);
     }
 }
 
@@ -422,6 +455,15 @@ mod tests {
     fn wrapped_attribution_and_bottom_posting() {
         let body = "On Mon, Nov 2, 2026 at 4:55 PM Support <\nsupport@example.com> wrote:\n> question?\n\nMy answer below the quote.";
         assert_eq!(new_text(body), "My answer below the quote.");
+    }
+
+    #[test]
+    fn attribution_without_wrote() {
+        let body = "Which Saturday should I come?\n\nDavid\n\n2010/10/7 <school@example.com>\n\n> Dear David,\n> Thanks.\n";
+        assert_eq!(new_text(body), "Which Saturday should I come?\n\nDavid");
+        // An inline reply keeps its text.
+        let inline = "> question one\nMy answer:\n> question two\nSecond answer.";
+        assert_eq!(new_text(inline), "My answer:\nSecond answer.");
     }
 
     #[test]
