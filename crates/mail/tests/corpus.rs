@@ -117,6 +117,50 @@ fn mime_corpus_is_normalised_without_panic() {
     assert_eq!(messages + quarantined_count, files.len());
 }
 
+/// Truncated streams (a connection cut mid-message) and tight limits: still no
+/// panic, and the parser's own failures never need the panic safety net.
+#[test]
+fn truncated_mime_corpus_is_normalised_without_panic() {
+    let Some(corpus) = corpus_dir("truncated_mime_corpus_is_normalised_without_panic") else {
+        return;
+    };
+    let tight_limits = Limits {
+        max_message_bytes: 200_000,
+        max_mime_parts: 20,
+        max_mime_depth: 3,
+        max_header_bytes: 4_096,
+    };
+    let mut outcomes = [0usize; 2];
+    for path in sorted_files(&corpus.join("mime"), Some("eml")) {
+        let raw = std::fs::read(&path).expect("read corpus file");
+        for cut in [
+            raw.len() / 3,
+            raw.len() / 2,
+            raw.len().saturating_sub(7),
+            100.min(raw.len()),
+        ] {
+            for limits in [&Limits::DEFAULT, &tight_limits] {
+                match normalise(&raw[..cut], limits) {
+                    Normalised::Message(_) => outcomes[0] += 1,
+                    Normalised::Quarantine(quarantine) => {
+                        assert!(
+                            !quarantine.reason.contains("panic"),
+                            "{} cut at {cut}: {}",
+                            path.display(),
+                            quarantine.reason
+                        );
+                        outcomes[1] += 1;
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "corpus/mime truncated: {} messages, {} quarantined",
+        outcomes[0], outcomes[1]
+    );
+}
+
 /// One line of corpus/dev/messages.jsonl, the fields this test checks.
 struct SourceMessage {
     id: String,
