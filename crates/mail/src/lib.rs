@@ -17,6 +17,19 @@
 //!   the Message-ID it is the idempotency key of ingest.
 //! - [`split_mbox`] cuts an mbox file (mboxo or mboxrd) into raw messages.
 //!
+//! Notes for callers:
+//! - An oversized message comes back as a [`Quarantine`] (reason "message of N
+//!   bytes exceeds the M byte limit"), so `MessageFlags::oversized` is never set
+//!   here; only the header block of such a message is read.
+//! - mail-parser promises not to panic; as a safety net its calls (and the
+//!   building of the message) run under `catch_unwind`, and a caught panic
+//!   becomes a quarantine. That net needs `panic = "unwind"` (the default).
+//! - `new_text` is what classification reads: the reply without quoted history
+//!   and signature. When the customer's own text is tiny ("FYI, see below"), the
+//!   forwarded original (inline block or message/rfc822 part) is kept in it; the
+//!   rules are in the `reply` module. `forwarded_text` always holds the
+//!   forwarded originals.
+//!
 //! Inside, the work is split by concern, one module each: `header_block`
 //! (pre-scan of the raw header block: envelope line, line endings, binary junk,
 //! size), `addresses`, `bodies` (text/HTML body selection), `html` (HTML to

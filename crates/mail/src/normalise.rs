@@ -12,7 +12,7 @@ use crate::attachments::attachments_of;
 use crate::automatic::automatic_cues;
 use crate::bodies::{bodies_of, enclosed_messages_text};
 use crate::header_block::{self, HeaderScan};
-use crate::reply::reply_parts;
+use crate::reply::{TINY_TEXT_WORDS, reply_parts, word_count};
 use crate::{Limits, Normalised, Quarantine, content_hash, synthesised_message_id};
 
 /// One parser for every call: it holds only the (empty) custom header map.
@@ -315,8 +315,19 @@ fn inbound_message(
 
     let subject_is_forward = is_forward_subject(&subject);
     let reply = reply_parts(&bodies.text, subject_is_forward);
+    let mut new_text = reply.new_text;
     let mut forwarded_text = reply.forwarded_block;
     let enclosed_text = enclosed_messages_text(message);
+    // "FYI" above an attached original: the original is the request (see reply.rs).
+    if forwarded_text.is_empty()
+        && !enclosed_text.is_empty()
+        && word_count(&new_text) < TINY_TEXT_WORDS
+    {
+        if !new_text.is_empty() {
+            new_text.push_str("\n\n");
+        }
+        new_text.push_str(&enclosed_text);
+    }
     if !enclosed_text.is_empty() {
         if !forwarded_text.is_empty() {
             forwarded_text.push_str("\n\n");
@@ -346,7 +357,7 @@ fn inbound_message(
         date,
         body_text: bodies.text,
         body_html: bodies.html,
-        new_text: reply.new_text,
+        new_text,
         forwarded_text,
         attachments,
         flags,
@@ -514,6 +525,11 @@ mod tests {
         let inbound_message = message(&fixture("forwarded_rfc822.eml"));
         assert!(inbound_message.flags.forwarded);
         assert_eq!(inbound_message.body_text, "FYI");
+        assert!(
+            inbound_message
+                .new_text
+                .starts_with("FYI\n\nSubject: Fired: Sev1")
+        );
         assert!(
             inbound_message
                 .forwarded_text

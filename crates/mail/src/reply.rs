@@ -26,13 +26,16 @@
 //! to `forwarded_text`. It also stays in `new_text` when the customer's own text
 //! above it is tiny (fewer than [`TINY_TEXT_WORDS`] words after signature
 //! removal, e.g. "FYI, see below"): then the forwarded mail *is* the request,
-//! and dropping it would leave the classifier nothing to read.
+//! and dropping it would leave the classifier nothing to read. The same rule
+//! applies to forwarded originals attached as message/rfc822 parts (applied by
+//! the caller, which holds their text): when the own text is tiny, their
+//! subject and body are appended to `new_text`.
 
 /// A `--` signature (without the trailing space of the standard delimiter) is only
 /// trusted when this few lines follow it.
 const MAX_SIGNATURE_LINES: usize = 12;
 /// Own text shorter than this (in words) keeps the inline forwarded block in new_text.
-const TINY_TEXT_WORDS: usize = 15;
+pub(crate) const TINY_TEXT_WORDS: usize = 15;
 /// A sign-off block is at most this many lines after the sign-off line.
 const MAX_SIGN_OFF_TAIL_LINES: usize = 6;
 
@@ -157,7 +160,7 @@ fn remove_attribution_before_trailing_quote(lines: &mut Vec<&str>) {
     }
 }
 
-fn word_count(text: &str) -> usize {
+pub(crate) fn word_count(text: &str) -> usize {
     text.split_whitespace().count()
 }
 
