@@ -26,7 +26,9 @@ pub struct SourcePosition {
 /// An IMAP message position: UIDs are only unique within one UIDVALIDITY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ImapUid {
+    /// Changes when the server renumbers the mailbox; old UIDs then mean nothing.
     pub uidvalidity: u32,
+    /// The message's UID within this UIDVALIDITY.
     pub uid: u32,
 }
 
@@ -140,7 +142,9 @@ pub enum IngestContent {
         message_id: String,
         /// SHA-256 of the raw bytes, lower-case hex.
         content_hash: String,
+        /// Whatever subject could be read (`""` when none), for the queue page.
         subject: String,
+        /// The sender, when the header could be read: the ticket's requester.
         from: Option<Address>,
         /// First response due, Unix seconds.
         due: i64,
@@ -176,6 +180,7 @@ impl IngestOutcome {
 /// The state of one queue, for the staff overview.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueueSummary {
+    /// A queue holding at least one ticket of any status.
     pub queue: QueueName,
     /// Tickets with status `open`.
     pub open: u64,
@@ -192,9 +197,11 @@ pub struct QueueSummary {
 /// Which tickets of a queue to list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueQuery {
+    /// The queue to list.
     pub queue: QueueName,
-    /// Only tickets in this status.
+    /// Only tickets in this status ([`QueueQuery::open`] starts with `Open`).
     pub status: TicketStatus,
+    /// Newest (highest number) or oldest first.
     pub order: TicketOrder,
     /// Keyset paging: only tickets after this one in `order` (the last ticket of
     /// the previous page); `None` for the first page.
@@ -231,35 +238,47 @@ pub enum TicketOrder {
 /// The labels of a classified ticket. A quarantined ticket has none.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TicketLabels {
+    /// LABELS.md section 1.
     pub tier: Tier,
+    /// LABELS.md section 2.
     pub category: Category,
+    /// LABELS.md section 3.
     pub in_scope: bool,
+    /// LABELS.md section 4: the ticket belongs with the Microsoft escalation desk.
     pub microsoft: bool,
+    /// How sure the classifier was of the category, 0 to 1.
     pub confidence: f32,
 }
 
 /// One ticket as a queue page lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TicketSummary {
+    /// The customer-visible reference, `CS-1001` on.
     pub ticket_ref: TicketRef,
+    /// Where the ticket waits: from its routing decision, or `quarantine`.
     pub queue: QueueName,
     pub status: TicketStatus,
     pub priority: Priority,
+    /// The subject of the first message.
     pub subject: String,
     /// The sender of the first message, when it had one.
     pub requester: Option<Address>,
     /// From the classification of the first message; `None` when quarantined.
     pub labels: Option<TicketLabels>,
+    /// When the first message was received, Unix seconds.
     pub created_at: i64,
     /// Last change: a message threaded or a status changed.
     pub updated_at: i64,
+    /// Unix seconds; compared with now for the overdue count of the queue page.
     pub first_response_due: i64,
+    /// How many messages the conversation has.
     pub message_count: u64,
 }
 
 /// Everything known about one ticket, for its page.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TicketDetail {
+    /// The ticket itself, as its queue lists it.
     pub ticket: TicketSummary,
     /// Its messages, oldest first.
     pub messages: Vec<StoredMessage>,
@@ -275,6 +294,7 @@ pub struct TicketDetail {
 pub struct StoredMessage {
     /// Store id, for `Store::raw_message`.
     pub id: i64,
+    /// The fields below are those of `InboundMessage`, as stored.
     pub message_id: String,
     pub message_id_synthesized: bool,
     pub content_hash: String,
@@ -299,6 +319,7 @@ pub struct StoredMessage {
     pub size: u64,
     /// Why it could not be parsed; `None` for a parsed message.
     pub quarantine_reason: Option<String>,
+    /// Where it was read from (audit).
     pub source: SourcePosition,
     /// The classification made when it arrived; `None` when quarantined.
     pub classification: Option<Classification>,
@@ -309,14 +330,18 @@ pub struct StoredMessage {
 pub struct StoredRoute {
     /// The message whose classification led to it.
     pub message_id: i64,
+    /// Unix seconds.
     pub decided_at: i64,
+    /// The decision as the router made it, reasons and actions included.
     pub route: RouteDecision,
 }
 
 /// One entry of a ticket's audit trail.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEvent {
+    /// Unix seconds.
     pub at: i64,
+    /// What happened; the detail's shape depends on it.
     pub kind: AuditKind,
     /// Who did it: `supportd` for the daemon, a staff login otherwise.
     pub actor: String,
@@ -328,11 +353,17 @@ pub struct AuditEvent {
 /// version are read back as [`AuditKind::Other`] rather than failing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuditKind {
+    /// A message created the ticket. Detail: `message_id`, `from`, `source`.
     TicketCreated,
+    /// The ticket was placed. Detail: `queue`, `rule`, `priority`, `first_response_due`.
     Routed,
+    /// A reply was attached. Detail: `message_id`, `from`.
     MessageThreaded,
+    /// Unparseable mail created the ticket. Detail: `reason`, `message_id`, `source`.
     Quarantined,
+    /// The status changed. Detail: `from`, `to`, `cause` (`customer_reply`, `set_status`).
     StatusChanged,
+    /// A kind written by a newer version.
     Other(String),
 }
 
