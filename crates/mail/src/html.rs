@@ -122,6 +122,14 @@ fn handle_markup(html: &str, start: usize, writer: &mut TextWriter) -> usize {
             writer.block_break();
             tag_end
         }
+        "a" => {
+            if is_closing {
+                writer.close_link();
+            } else {
+                writer.open_link(link_target(&html[name_start + name_len..tag_end]));
+            }
+            tag_end
+        }
         "td" | "th" => {
             if is_closing {
                 writer.pending_space = true;
@@ -130,6 +138,41 @@ fn handle_markup(html: &str, start: usize, writer: &mut TextWriter) -> usize {
         }
         _ => tag_end,
     }
+}
+
+/// The web address of an `<a>` tag's attributes (http, https or ftp only: not
+/// mailto, anchors or scripts), with `&amp;` decoded.
+fn link_target(attributes: &str) -> Option<String> {
+    let bytes = attributes.as_bytes();
+    let mut search_from = 0;
+    while let Some(found) = find_from_ignore_case(bytes, search_from, b"href") {
+        search_from = found + 4;
+        let preceded_by_space = found == 0 || bytes[found - 1].is_ascii_whitespace();
+        let rest = attributes[found + 4..].trim_start();
+        let Some(value) = rest.strip_prefix('=').map(str::trim_start) else {
+            continue;
+        };
+        if !preceded_by_space {
+            continue;
+        }
+        let value = match value.chars().next() {
+            Some(quote @ ('"' | '\'')) => value[1..].split(quote).next().unwrap_or(""),
+            _ => value
+                .split(|character: char| character.is_whitespace() || character == '>')
+                .next()
+                .unwrap_or(""),
+        };
+        let value = value.trim();
+        let lower = value.to_ascii_lowercase();
+        if lower.starts_with("http://")
+            || lower.starts_with("https://")
+            || lower.starts_with("ftp://")
+        {
+            return Some(value.replace("&amp;", "&"));
+        }
+        return None;
+    }
+    None
 }
 
 /// Position after the `>` closing a tag whose attributes start at `position`,
@@ -205,6 +248,8 @@ struct TextWriter {
     pending_space: bool,
     at_line_start: bool,
     quote_depth: u8,
+    /// The open `<a>`: its web address and where its text starts in `output`.
+    open_link: Option<(String, usize)>,
     /// Quote depth of the last line written: blank lines between a quote and
     /// unquoted text take the smaller of the two.
     last_line_quote_depth: u8,
@@ -219,6 +264,7 @@ impl TextWriter {
             pending_space: false,
             at_line_start: true,
             quote_depth: 0,
+            open_link: None,
             last_line_quote_depth: 0,
             preformatted: false,
         }
@@ -242,6 +288,32 @@ impl TextWriter {
     fn paragraph_break(&mut self) {
         self.pending_breaks = 2;
         self.pending_space = false;
+    }
+
+    fn open_link(&mut self, target: Option<String>) {
+        self.open_link = target.map(|target| (target, self.output.len()));
+    }
+
+    /// Writes the link's address after its text ("Verify Mailbox: https://…"),
+    /// unless the text already shows it.
+    fn close_link(&mut self) {
+        let Some((target, text_start)) = self.open_link.take() else {
+            return;
+        };
+        let link_text = self.output.get(text_start..).unwrap_or("");
+        let bare_target = target
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        if link_text.contains(bare_target) {
+            return;
+        }
+        if link_text.trim().is_empty() {
+            self.text_literal(&target);
+        } else {
+            self.text_literal(": ");
+            self.text_literal(&target);
+        }
     }
 
     /// Text from the document: whitespace collapses unless preformatted.
@@ -345,6 +417,15 @@ mod tests {
         assert_eq!(
             html_to_text(html),
             "- one\n- two\n\na b\nc\n\n> old\n>\n> text\n\nafter"
+        );
+    }
+
+    #[test]
+    fn links_show_their_address() {
+        let html = "<p>Please <a style=\"x\" href=\"https://example.com/a?b=1&amp;c=2\">verify</a> now.</p><p><a href='https://example.com'>https://example.com</a> <a href=\"mailto:x@example.com\">x@example.com</a> <a href=\"#top\">top</a> <a href=https://img.example/><img src=x></a></p>";
+        assert_eq!(
+            html_to_text(html),
+            "Please verify: https://example.com/a?b=1&c=2 now.\n\nhttps://example.com x@example.com top https://img.example/"
         );
     }
 

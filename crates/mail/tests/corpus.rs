@@ -383,4 +383,9 @@ fn dev_corpus_decodes_every_message() {
         started.elapsed()
     );
     assert_eq!(messages, files.len());
+    assert!(
+        body_mismatches.is_empty(),
+        "body_text differs from messages.jsonl (after whitespace normalisation) for {}",
+        body_mismatches.join(", ")
+    );
 }
