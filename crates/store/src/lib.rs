@@ -23,6 +23,14 @@
 //!   (`Unavailable`), call an operator (`Corrupt`, `Migration`), fix the
 //!   configuration (`InvalidUrl`), or a bug (`Unexpected`).
 //!
+//! # Schema (`migrations/sqlite`)
+//!
+//! `tickets` (the number is the primary key; labels NULL when quarantined) ←
+//! `messages` (parsed fields, idempotency keys, source position) ← `raw_messages`
+//! (the bytes), `attachments` (metadata), `classifications` (one per parsed
+//! message); `route_decisions` and `audit_events` hang off the ticket;
+//! `accounts` stands alone. Times are Unix seconds, lists JSON text.
+//!
 //! # Invariants
 //!
 //! - A message is stored once: `(message_id, content_hash)` and, for IMAP,
@@ -123,7 +131,8 @@ impl Store {
     /// 3. Any other parsed message: a new ticket, routed by its `RouteDecision`,
     ///    `Created(ticket)`.
     /// 4. A quarantined item: a new ticket in the `quarantine` queue, without
-    ///    labels, `Quarantined(ticket)`.
+    ///    labels, `Quarantined(ticket)`. It never threads (its headers are not
+    ///    trusted); a later reply naming its Message-ID threads onto it.
     ///
     /// An item later in the batch sees the items before it (a reply threads onto
     /// a ticket created earlier in the same batch). On error nothing of the batch

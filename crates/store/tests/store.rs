@@ -1044,11 +1044,11 @@ async fn a_file_that_is_not_a_database_is_reported_corrupt() {
         Ok(store) => store.migrate().await.unwrap_err(),
         Err(error) => error,
     };
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
     assert!(
-        matches!(error, StoreError::Corrupt { .. }),
-        "{error:?}"
+        error.to_string().contains(&path.display().to_string()),
+        "{error}"
     );
-    assert!(error.to_string().contains(&path.display().to_string()), "{error}");
 }
 
 #[tokio::test]
@@ -1069,4 +1069,39 @@ async fn a_database_migrated_by_a_newer_version_is_refused() {
     let error = test_store.store.migrate().await.unwrap_err();
     assert!(matches!(error, StoreError::Migration { .. }), "{error:?}");
     assert!(error.to_string().contains(&path), "{error}");
+}
+
+#[tokio::test]
+async fn sqlite_a_failing_item_rolls_back_the_whole_batch() {
+    use sqlx::Connection;
+    let test_store = fresh_store(Backend::Sqlite).await;
+    let store = &test_store.store;
+    let path = store.database().to_owned();
+    let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite:{path}"))
+        .await
+        .unwrap();
+    // Sabotage: the database refuses one particular subject.
+    sqlx::query(
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON messages WHEN NEW.subject = 'boom' \
+         BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+
+    let batch = vec![
+        item(message("first@x", "fine", "ann@contoso.com")),
+        item(message("second@x", "boom", "ann@contoso.com")),
+    ];
+    let error = store.ingest_batch(&batch).await.unwrap_err();
+    assert!(
+        format!("{error:#}").contains("refused by test trigger"),
+        "{error:#}"
+    );
+    assert_eq!(store.ticket(cs(1001)).await.unwrap(), None);
+    assert_eq!(store.queue_summaries().await.unwrap(), vec![]);
+
+    // Nothing was consumed: the same first item now creates CS-1001.
+    let outcomes = ingest(store, vec![batch[0].clone()]).await;
+    assert_eq!(outcomes, vec![IngestOutcome::Created(cs(1001))]);
 }
