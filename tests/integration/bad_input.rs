@@ -30,11 +30,19 @@ fn an_unknown_config_key_names_the_key_and_the_file() {
     let config_dir = env.path().join("config");
     std::fs::create_dir(&config_dir).unwrap();
     for file in ["routing.toml", "classifier.toml"] {
-        std::fs::copy(workspace_root().join("config").join(file), config_dir.join(file)).unwrap();
+        std::fs::copy(
+            workspace_root().join("config").join(file),
+            config_dir.join(file),
+        )
+        .unwrap();
     }
     let default = std::fs::read_to_string(workspace_root().join("config/default.toml")).unwrap();
     let config = config_dir.join("custom.toml");
-    std::fs::write(&config, default.replace("batch_size = 500", "batch_sise = 500")).unwrap();
+    std::fs::write(
+        &config,
+        default.replace("batch_size = 500", "batch_sise = 500"),
+    )
+    .unwrap();
     let output = supportd_tests::TestEnv::new()
         .command(&["config", "check"])
         .args(["--config", config.to_str().unwrap()])
@@ -70,7 +78,11 @@ fn truncated_and_binary_files_are_quarantined_not_lost() {
     let env = TestEnv::new();
     let folder = env.path().join("odd");
     std::fs::create_dir(&folder).unwrap();
-    std::fs::copy(fixtures().join("mail/08-binary.eml"), folder.join("binary.eml")).unwrap();
+    std::fs::copy(
+        fixtures().join("mail/08-binary.eml"),
+        folder.join("binary.eml"),
+    )
+    .unwrap();
     std::fs::write(folder.join("empty.eml"), b"").unwrap();
     let billing = std::fs::read(fixtures().join("mail/01-billing.eml")).unwrap();
     std::fs::write(folder.join("truncated.eml"), &billing[..60]).unwrap();
@@ -78,7 +90,10 @@ fn truncated_and_binary_files_are_quarantined_not_lost() {
     let summary = supportd_tests::parse_summary(&stdout);
     assert_eq!(summary[0], 3, "every file counted: {stdout}");
     assert_eq!(summary[5], 0, "nothing unreadable: {stdout}");
-    assert!(summary[4] >= 2, "binary and empty files quarantined: {stdout}");
+    assert!(
+        summary[4] >= 2,
+        "binary and empty files quarantined: {stdout}"
+    );
     let queue = env.ok(&["queue", "show", "quarantine"]);
     assert!(queue.contains("CS-"), "{queue}");
 }

@@ -45,7 +45,10 @@ fn classify_json_has_the_required_keys_and_writes_no_database() {
             .any(|reason| reason.as_str().unwrap().contains("Fabrikam Freight")),
         "the account record used is a reason: {line}"
     );
-    assert!(!env.database_path().exists(), "classify must not create a database");
+    assert!(
+        !env.database_path().exists(),
+        "classify must not create a database"
+    );
 }
 
 #[test]

@@ -50,7 +50,14 @@ fn every_mime_corpus_message_is_stored_or_quarantined() {
         .count() as u64;
     let env = TestEnv::new();
     let stdout = env.ok(&["ingest", mime.to_str().unwrap()]);
-    let [total, created, threaded, duplicates, quarantined, unreadable] = parse_summary(&stdout);
+    let [
+        total,
+        created,
+        threaded,
+        duplicates,
+        quarantined,
+        unreadable,
+    ] = parse_summary(&stdout);
     eprintln!("mime corpus: {stdout}");
     assert_eq!(total, files, "every file counted: {stdout}");
     assert_eq!(unreadable, 0, "{stdout}");

@@ -55,7 +55,11 @@ fn ingesting_the_same_mail_again_creates_nothing() {
     let first = parse_summary(&env.ok(&["ingest", mail.to_str().unwrap()]));
     let second = parse_summary(&env.ok(&["ingest", mail.to_str().unwrap()]));
     assert_eq!(first[0], second[0]);
-    assert_eq!(second, [8, 0, 0, 8, 0, 0], "second run must be all duplicates");
+    assert_eq!(
+        second,
+        [8, 0, 0, 8, 0, 0],
+        "second run must be all duplicates"
+    );
     let queues = env.ok(&["queue", "list"]);
     assert!(queues.contains("billing"), "{queues}");
 }

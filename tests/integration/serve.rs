@@ -35,9 +35,11 @@ fn dropped_mail_becomes_a_ticket_and_moves_to_cur_then_sigterm_stops_cleanly() {
     let message = std::fs::read(fixtures().join("mail/01-billing.eml")).unwrap();
     std::fs::write(inbox.join("tmp/1764.1.host"), &message).unwrap();
     std::fs::rename(inbox.join("tmp/1764.1.host"), inbox.join("new/1764.1.host")).unwrap();
-    wait_until("the message to move to cur/", Duration::from_secs(20), || {
-        std::fs::read_dir(inbox.join("cur")).unwrap().count() == 1
-    });
+    wait_until(
+        "the message to move to cur/",
+        Duration::from_secs(20),
+        || std::fs::read_dir(inbox.join("cur")).unwrap().count() == 1,
+    );
     assert_eq!(std::fs::read_dir(inbox.join("new")).unwrap().count(), 0);
 
     let pid = child.id().to_string();
@@ -47,7 +49,10 @@ fn dropped_mail_becomes_a_ticket_and_moves_to_cur_then_sigterm_stops_cleanly() {
         .unwrap();
     assert!(killed.success());
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "serve exits 0 on SIGTERM: {output:?}");
+    assert!(
+        output.status.success(),
+        "serve exits 0 on SIGTERM: {output:?}"
+    );
 
     let ticket = env.ok(&["ticket", "show", "CS-1001"]);
     assert!(ticket.contains("queue billing"), "{ticket}");

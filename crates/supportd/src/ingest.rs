@@ -105,9 +105,8 @@ pub async fn ingest_inputs(
             }
             anyhow::Ok(())
         };
-        let written = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(writer)
-        });
+        let written =
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(writer));
         // Dropping the receiver (on error) makes the reader stop at its next send.
         drop(batch_receiver);
         reader

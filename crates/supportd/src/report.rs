@@ -8,7 +8,11 @@ use supportd_store::{QueueSummary, TicketDetail, TicketSummary};
 /// A duration in seconds as "3d 4h", "5h 10m" or "12m".
 pub fn age(seconds: i64) -> String {
     let seconds = seconds.max(0);
-    let (days, hours, minutes) = (seconds / 86_400, seconds % 86_400 / 3_600, seconds % 3_600 / 60);
+    let (days, hours, minutes) = (
+        seconds / 86_400,
+        seconds % 86_400 / 3_600,
+        seconds % 3_600 / 60,
+    );
     if days > 0 {
         format!("{days}d {hours}h")
     } else if hours > 0 {
@@ -71,7 +75,11 @@ pub fn queue_show(tickets: &[TicketSummary], now: i64) -> String {
             .requester
             .as_ref()
             .map_or("-", |address| address.email.as_str());
-        let overdue = if ticket.first_response_due < now { " (overdue)" } else { "" };
+        let overdue = if ticket.first_response_due < now {
+            " (overdue)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             text,
             "{:<9} {:<8} {:<16} {:<10} {:<24} {:<28} {:>7}  {}{}",
@@ -134,7 +142,11 @@ pub fn ticket_show(detail: &TicketDetail) -> String {
         let _ = writeln!(text, "  Received: {}", timestamp(message.received_at));
         let _ = writeln!(text, "  Message-ID: <{}>", message.message_id);
         if let Some(reason) = &message.quarantine_reason {
-            let _ = writeln!(text, "  QUARANTINED: {reason} ({} bytes kept raw)", message.size);
+            let _ = writeln!(
+                text,
+                "  QUARANTINED: {reason} ({} bytes kept raw)",
+                message.size
+            );
         }
         for attachment in &message.attachments {
             let _ = writeln!(

@@ -24,9 +24,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let drop_folder = &intake.drop_folder;
     for folder in ["new", "cur", "tmp"] {
-        fs::create_dir_all(drop_folder.join(folder)).with_context(|| {
-            format!("cannot create the drop folder {}", drop_folder.display())
-        })?;
+        fs::create_dir_all(drop_folder.join(folder))
+            .with_context(|| format!("cannot create the drop folder {}", drop_folder.display()))?;
     }
     tracing::info!(drop_folder = %drop_folder.display(), "Watching the drop folder.");
     tokio::pin!(shutdown);
@@ -93,7 +92,9 @@ async fn ingest_new_mail(
                 read_paths.push(path);
             }
             // Left in new/ and retried next time (it may still be being written).
-            Err(error) => tracing::warn!(file = %path.display(), error = %error, "Cannot read a dropped message."),
+            Err(error) => {
+                tracing::warn!(file = %path.display(), error = %error, "Cannot read a dropped message.")
+            }
         }
     }
     if batch.is_empty() {

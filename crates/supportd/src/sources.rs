@@ -214,7 +214,10 @@ mod tests {
     #[test]
     fn missing_path_is_named() {
         let error = expand_inputs(&[PathBuf::from("/no/such/mail.eml")]).unwrap_err();
-        assert!(format!("{error:#}").contains("/no/such/mail.eml"), "{error:#}");
+        assert!(
+            format!("{error:#}").contains("/no/such/mail.eml"),
+            "{error:#}"
+        );
     }
 
     #[test]
@@ -236,7 +239,11 @@ mod tests {
         fs::write(maildir.join("tmp/3.host"), b"Subject: 3\r\n\r\n3").unwrap();
 
         let mbox = temp.path().join("archive");
-        fs::write(&mbox, b"From a@b Thu Jan  1 00:00:00 2026\nSubject: x\n\nx\n").unwrap();
+        fs::write(
+            &mbox,
+            b"From a@b Thu Jan  1 00:00:00 2026\nSubject: x\n\nx\n",
+        )
+        .unwrap();
 
         let inputs = expand_inputs(&[plain.clone(), maildir.clone(), mbox.clone()]).unwrap();
         assert_eq!(
