@@ -5,7 +5,7 @@
 //!   --set KEY=VALUE   override a training option (repeatable):
 //!                     word=1-2|1-1|none  char=3-5|2-5|none  min_df=N  max_df=F
 //!                     subject=N  digits=true|false  sublinear=true|false
-//!                     l2=F  iterations=N  tolerance=F
+//!                     char_weight=F  l2=F  iterations=N  tolerance=F
 //!   --seeds N         repeat the 5-fold split with seeds 1..=N (default 3)
 //!   --sweep           vary one option at a time around the current options
 //!   --nested          nested CV: pick l2 and char n-grams by inner 3-fold CV
@@ -339,6 +339,7 @@ fn apply(options: &mut TrainingOptions, setting: &str) -> anyhow::Result<()> {
         "subject" => options.subject_weight = value.parse()?,
         "digits" => options.fold_digits = value.parse()?,
         "sublinear" => options.sublinear_tf = value.parse()?,
+        "char_weight" => options.char_weight = value.parse()?,
         "l2" => options.l2_penalty = value.parse()?,
         "iterations" => options.max_iterations = value.parse()?,
         "tolerance" => options.gradient_tolerance = value.parse()?,
@@ -354,9 +355,10 @@ fn describe(options: &TrainingOptions) -> String {
         None => "none".to_owned(),
     };
     format!(
-        "word={} char={} min_df={} max_df={} subject={} digits={} sublinear={} l2={} iterations={} tolerance={}",
+        "word={} char={} char_weight={} min_df={} max_df={} subject={} digits={} sublinear={} l2={} iterations={} tolerance={}",
         range(options.word_ngrams),
         range(options.char_ngrams),
+        options.char_weight,
         options.min_document_frequency,
         options.max_document_fraction,
         options.subject_weight,

@@ -53,6 +53,7 @@ pub(crate) struct Featuriser {
     pub subject_weight: u32,
     pub fold_digits: bool,
     pub sublinear_tf: bool,
+    pub char_weight: f32,
 }
 
 impl Featuriser {
@@ -63,6 +64,7 @@ impl Featuriser {
             subject_weight: options.subject_weight,
             fold_digits: options.fold_digits,
             sublinear_tf: options.sublinear_tf,
+            char_weight: options.char_weight,
         }
     }
 
@@ -153,6 +155,9 @@ pub(crate) struct Lookup {
     /// `1 + ln(tf)` (or `tf`) for small counts.
     tf_table: Vec<f32>,
     feature_count: usize,
+    /// The vocabulary is sorted by kind, so ids from here on are character
+    /// n-grams and ids below are words and word pairs.
+    first_char_gram: u32,
 }
 
 impl Lookup {
@@ -228,6 +233,10 @@ impl Lookup {
             char_grams,
             tf_table,
             feature_count: features.len(),
+            first_char_gram: features
+                .iter()
+                .position(|feature| feature.kind == FeatureKind::CharGram)
+                .unwrap_or(features.len()) as u32,
         }
     }
 
@@ -382,27 +391,48 @@ impl Lookup {
             }
         }
 
-        // TF-IDF values, then l2 normalisation.
-        let mut squared_norm = 0.0f32;
+        // TF-IDF values, then l2 normalisation of each block (words and word
+        // pairs; character n-grams), the second block scaled by `char_weight`.
+        let mut word_squared_norm = 0.0f32;
+        let mut char_squared_norm = 0.0f32;
         for &id in &scratch.feature_counts.touched {
             let value =
                 self.tf_weight(scratch.feature_counts.counts[id as usize]) * idf[id as usize];
-            squared_norm += value * value;
+            if id < self.first_char_gram {
+                word_squared_norm += value * value;
+            } else {
+                char_squared_norm += value * value;
+            }
             scratch.values.push(value);
         }
-        let mut inverse_norm = 1.0f32;
-        if squared_norm > 0.0 {
-            inverse_norm = 1.0 / squared_norm.sqrt();
-            for value in &mut scratch.values {
-                *value *= inverse_norm;
+        let block_scale = |squared_norm: f32, weight: f32| {
+            if squared_norm > 0.0 {
+                weight / squared_norm.sqrt()
+            } else {
+                weight
             }
+        };
+        let word_scale = block_scale(word_squared_norm, 1.0);
+        let char_scale = block_scale(char_squared_norm, featuriser.char_weight);
+        for (&id, value) in scratch
+            .feature_counts
+            .touched
+            .iter()
+            .zip(&mut scratch.values)
+        {
+            *value *= if id < self.first_char_gram {
+                word_scale
+            } else {
+                char_scale
+            };
         }
 
         let vectorised = Vectorised {
             lookup: self,
             scratch,
             idf,
-            inverse_norm,
+            word_scale,
+            char_scale,
         };
         let result = use_vector(&vectorised);
         scratch.reset();
@@ -499,8 +529,9 @@ pub(crate) struct Vectorised<'a> {
     lookup: &'a Lookup,
     scratch: &'a Scratch,
     idf: &'a [f32],
-    /// `1 / |v|` of the unnormalised TF-IDF vector (1 for an empty vector).
-    inverse_norm: f32,
+    /// What the raw TF-IDF values of each block were multiplied by.
+    word_scale: f32,
+    char_scale: f32,
 }
 
 impl<'a> Vectorised<'a> {
@@ -517,7 +548,12 @@ impl<'a> Vectorised<'a> {
     /// The normalised TF-IDF value of any feature (0 if absent).
     fn value(&self, id: u32) -> f32 {
         let count = self.scratch.feature_counts.counts[id as usize];
-        self.lookup.tf_weight(count) * self.idf[id as usize] * self.inverse_norm
+        let scale = if id < self.lookup.first_char_gram {
+            self.word_scale
+        } else {
+            self.char_scale
+        };
+        self.lookup.tf_weight(count) * self.idf[id as usize] * scale
     }
 
     /// Splits a linear score (`weight_of(id)` times the feature's value,
@@ -558,5 +594,153 @@ impl<'a> Vectorised<'a> {
             shares.push((span.text(&scratch.lowered), share));
         }
         shares
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::toy_examples;
+
+    /// Vocabulary of every feature of the toy examples, idf 1 + id / 100.
+    fn toy_lookup(featuriser: Featuriser) -> (Vec<Feature>, Vec<f32>, Lookup) {
+        let mut features: Vec<Feature> = toy_examples()
+            .iter()
+            .flat_map(|example| {
+                document_features(&featuriser, example.subject, example.text).into_keys()
+            })
+            .collect();
+        features.sort();
+        features.dedup();
+        let idf = (0..features.len())
+            .map(|id| 1.0 + id as f32 / 100.0)
+            .collect();
+        let lookup = Lookup::build(featuriser, &features);
+        (features, idf, lookup)
+    }
+
+    fn featurisers() -> Vec<Featuriser> {
+        let base = Featuriser::from_options(&TrainingOptions::DEFAULT);
+        vec![
+            base,
+            Featuriser {
+                subject_weight: 0,
+                sublinear_tf: false,
+                fold_digits: false,
+                ..base
+            },
+            Featuriser {
+                word_ngrams: Some(NgramRange { min: 2, max: 2 }),
+                char_ngrams: Some(NgramRange { min: 2, max: 4 }),
+                ..base
+            },
+            Featuriser {
+                word_ngrams: None,
+                ..base
+            },
+            Featuriser {
+                char_ngrams: None,
+                subject_weight: 3,
+                ..base
+            },
+            Featuriser {
+                char_weight: 0.3,
+                ..base
+            },
+        ]
+    }
+
+    const SUBJECT: &str = "Re: invoice charged twice (2 times!)";
+    const TEXT: &str = "The invoice, the INVOICE and the outage: users cannot reach \
+                        the portal. Unseenword and anotherunseen word; unseenword again. Straße 12";
+
+    #[test]
+    fn fast_vectorising_matches_the_string_definition() {
+        for featuriser in featurisers() {
+            let (features, idf, lookup) = toy_lookup(featuriser);
+            let counts = document_features(&featuriser, SUBJECT, TEXT);
+            let mut expected: Vec<(u32, f32)> = counts
+                .iter()
+                .filter_map(|(feature, &count)| {
+                    let id = features.binary_search(feature).ok()? as u32;
+                    Some((
+                        id,
+                        term_weight(featuriser.sublinear_tf, count) * idf[id as usize],
+                    ))
+                })
+                .collect();
+            let is_char = |id: u32| features[id as usize].kind == FeatureKind::CharGram;
+            let block_norm = |chars: bool| {
+                expected
+                    .iter()
+                    .filter(|&&(id, _)| is_char(id) == chars)
+                    .map(|(_, value)| value * value)
+                    .sum::<f32>()
+                    .sqrt()
+            };
+            let (word_norm, char_norm) = (block_norm(false), block_norm(true));
+            for (id, value) in &mut expected {
+                if is_char(*id) {
+                    *value *= featuriser.char_weight / char_norm;
+                } else {
+                    *value /= word_norm;
+                }
+            }
+            expected.sort_by_key(|&(id, _)| id);
+            let mut actual: Vec<(u32, f32)> = lookup.vectorise(&idf, SUBJECT, TEXT, |vectorised| {
+                vectorised
+                    .ids()
+                    .iter()
+                    .copied()
+                    .zip(vectorised.values().iter().copied())
+                    .collect()
+            });
+            actual.sort_by_key(|&(id, _)| id);
+            assert_eq!(expected.len(), actual.len(), "{featuriser:?}");
+            for ((expected_id, expected_value), (actual_id, actual_value)) in
+                expected.iter().zip(&actual)
+            {
+                assert_eq!(expected_id, actual_id);
+                assert!((expected_value - actual_value).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn word_shares_and_pairs_add_up_to_the_score() {
+        for featuriser in featurisers() {
+            let (features, idf, lookup) = toy_lookup(featuriser);
+            let weight_of = |id: u32| (id % 7) as f32 - 3.0;
+            lookup.vectorise(&idf, SUBJECT, TEXT, |vectorised| {
+                let mut score = 0.0f32;
+                let mut pairs = 0.0f32;
+                for (&id, &value) in vectorised.ids().iter().zip(vectorised.values()) {
+                    score += weight_of(id) * value;
+                    if features[id as usize].kind == FeatureKind::WordPair {
+                        pairs += weight_of(id) * value;
+                    }
+                }
+                let shares: f32 = vectorised
+                    .word_shares(weight_of)
+                    .iter()
+                    .map(|&(_, share)| share)
+                    .sum();
+                assert!((shares + pairs - score).abs() < 1e-4, "{featuriser:?}");
+            });
+        }
+    }
+
+    #[test]
+    fn buffers_are_clean_between_calls() {
+        let featuriser = featurisers()[0];
+        let (_, idf, lookup) = toy_lookup(featuriser);
+        let collect = || {
+            lookup.vectorise(&idf, SUBJECT, TEXT, |vectorised| {
+                (vectorised.ids().to_vec(), vectorised.values().to_vec())
+            })
+        };
+        let first = collect();
+        lookup.vectorise(&idf, "other", "completely different text here", |_| ());
+        assert_eq!(first, collect());
     }
 }

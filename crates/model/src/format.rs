@@ -5,7 +5,7 @@
 //! version      u32      FORMAT_VERSION
 //! options      word n-gram min, max (u8, u8; 0, 0 = none), char n-gram min, max,
 //!              min_document_frequency u32, max_document_fraction f32,
-//!              subject_weight u32, fold_digits u8, sublinear_tf u8,
+//!              subject_weight u32, fold_digits u8, sublinear_tf u8, char_weight f32,
 //!              l2_penalty f64, max_iterations u64, gradient_tolerance f64
 //! labels       u32 count, then per label: u32 length, UTF-8 bytes
 //! features     u32 count, then per feature: u8 kind, u32 length, UTF-8 bytes
@@ -71,6 +71,7 @@ pub(crate) fn to_bytes(model: &Model) -> Vec<u8> {
     put_u32(&mut bytes, options.subject_weight);
     bytes.push(u8::from(options.fold_digits));
     bytes.push(u8::from(options.sublinear_tf));
+    bytes.extend_from_slice(&options.char_weight.to_le_bytes());
     bytes.extend_from_slice(&options.l2_penalty.to_le_bytes());
     bytes.extend_from_slice(&options.max_iterations.to_le_bytes());
     bytes.extend_from_slice(&options.gradient_tolerance.to_le_bytes());
@@ -246,6 +247,7 @@ pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
         subject_weight: reader.u32("subject_weight")?,
         fold_digits: reader.bool("fold_digits")?,
         sublinear_tf: reader.bool("sublinear_tf")?,
+        char_weight: reader.f32("char_weight")?,
         l2_penalty: reader.f64("l2_penalty")?,
         max_iterations: reader.u64("max_iterations")?,
         gradient_tolerance: reader.f64("gradient_tolerance")?,
@@ -302,4 +304,94 @@ pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
         intercepts,
         lookup,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::toy_examples;
+
+    fn toy_bytes() -> Vec<u8> {
+        let options = TrainingOptions {
+            min_document_frequency: 1,
+            ..TrainingOptions::DEFAULT
+        };
+        Model::train(&toy_examples(), &options).unwrap().to_bytes()
+    }
+
+    #[test]
+    fn round_trip_keeps_every_byte_and_prediction() {
+        let bytes = toy_bytes();
+        assert_eq!(bytes[..8], MAGIC);
+        let model = Model::from_bytes(&bytes).unwrap();
+        assert_eq!(model.to_bytes(), bytes);
+        let trained = Model::from_bytes(&bytes).unwrap();
+        for example in toy_examples() {
+            assert_eq!(
+                model.predict(example.subject, example.text),
+                trained.predict(example.subject, example.text)
+            );
+        }
+    }
+
+    #[test]
+    fn damaged_bytes_are_rejected_clearly() {
+        let bytes = toy_bytes();
+
+        let mut flipped = bytes.clone();
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 0x40;
+        let error = Model::from_bytes(&flipped).unwrap_err();
+        assert!(matches!(error, ModelError::CorruptModel { .. }));
+        assert!(error.to_string().contains("checksum"), "{error}");
+
+        let truncated = &bytes[..bytes.len() - 100];
+        assert!(matches!(
+            Model::from_bytes(truncated),
+            Err(ModelError::CorruptModel { .. })
+        ));
+        assert!(matches!(
+            Model::from_bytes(&bytes[..10]),
+            Err(ModelError::CorruptModel { .. })
+        ));
+
+        assert!(matches!(Model::from_bytes(b""), Err(ModelError::NotAModel)));
+        assert!(matches!(
+            Model::from_bytes(b"{\"labels\": []}"),
+            Err(ModelError::NotAModel)
+        ));
+
+        let mut old = bytes.clone();
+        old[8..12].copy_from_slice(&0u32.to_le_bytes());
+        let error = Model::from_bytes(&old).unwrap_err();
+        assert!(matches!(
+            error,
+            ModelError::UnsupportedVersion {
+                found: 0,
+                supported: FORMAT_VERSION
+            }
+        ));
+        assert!(error.to_string().contains("retrain"), "{error}");
+    }
+
+    #[test]
+    fn well_checksummed_nonsense_is_still_rejected() {
+        // A valid checksum over a body with an impossible label count.
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&[1, 2, 3, 5]);
+        bytes.extend_from_slice(&2u32.to_le_bytes());
+        bytes.extend_from_slice(&1.0f32.to_le_bytes());
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&[1, 1]);
+        bytes.extend_from_slice(&1.0f32.to_le_bytes());
+        bytes.extend_from_slice(&0.1f64.to_le_bytes());
+        bytes.extend_from_slice(&100u64.to_le_bytes());
+        bytes.extend_from_slice(&1e-4f64.to_le_bytes());
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        let checksum = fnv1a(&bytes);
+        bytes.extend_from_slice(&checksum.to_le_bytes());
+        let error = Model::from_bytes(&bytes).unwrap_err();
+        assert!(error.to_string().contains("label count"), "{error}");
+    }
 }

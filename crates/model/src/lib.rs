@@ -56,6 +56,8 @@
 
 mod cross_validation;
 mod features;
+#[cfg(test)]
+mod fixtures;
 mod format;
 mod model;
 mod options;

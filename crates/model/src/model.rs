@@ -309,3 +309,175 @@ fn choose_vocabulary(
     let features = kept.into_iter().map(|(feature, _)| feature).collect();
     Ok((features, idf))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::toy_examples;
+
+    fn toy_options() -> TrainingOptions {
+        TrainingOptions {
+            min_document_frequency: 1,
+            ..TrainingOptions::DEFAULT
+        }
+    }
+
+    fn toy_model() -> Model {
+        Model::train(&toy_examples(), &toy_options()).unwrap()
+    }
+
+    #[test]
+    fn training_is_deterministic() {
+        let first = toy_model().to_bytes();
+        let second = toy_model().to_bytes();
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn a_separable_toy_problem_is_learned() {
+        let model = toy_model();
+        assert_eq!(model.labels(), ["billing", "outage", "users"]);
+        for example in toy_examples() {
+            let prediction = model.predict(example.subject, example.text);
+            assert_eq!(prediction.label, example.label, "{}", example.text);
+        }
+        let unseen = [
+            (
+                "Refund",
+                "I think the last invoice charged us twice",
+                "billing",
+            ),
+            (
+                "Help",
+                "North Europe is down, outage since this morning",
+                "outage",
+            ),
+            (
+                "Access",
+                "please grant portal access to our new user",
+                "users",
+            ),
+        ];
+        for (subject, text, label) in unseen {
+            let prediction = model.predict(subject, text);
+            assert_eq!(prediction.label, label, "{text}");
+            assert_eq!(model.labels()[prediction.label_index], label);
+        }
+    }
+
+    #[test]
+    fn probabilities_sum_to_one() {
+        let model = toy_model();
+        for (subject, text) in [
+            ("Charged twice", "invoice invoice invoice"),
+            ("", ""),
+            ("Ünïcödé", "日本語のテキスト and an outage"),
+        ] {
+            let prediction = model.predict(subject, text);
+            assert_eq!(prediction.probabilities.len(), 3);
+            let total: f32 = prediction.probabilities.iter().sum();
+            assert!((total - 1.0).abs() < 1e-5, "sum {total}");
+            assert!(
+                prediction
+                    .probabilities
+                    .iter()
+                    .all(|p| (0.0..=1.0).contains(p))
+            );
+            assert_eq!(
+                prediction.probability,
+                prediction.probabilities[prediction.label_index]
+            );
+        }
+    }
+
+    #[test]
+    fn explanations_name_the_words_that_decided() {
+        let model = toy_model();
+        let prediction = model.predict("Question", "why was our invoice charged twice");
+        assert_eq!(prediction.label, "billing");
+        let features = &prediction.top_features;
+        assert!(!features.is_empty());
+        assert!(features.len() <= EXPLANATION_FEATURES);
+        assert!(
+            features.iter().any(|feature| feature.text == "invoice"),
+            "{features:?}"
+        );
+        assert!(features.iter().all(|feature| feature.contribution > 0.0));
+        assert!(
+            features
+                .windows(2)
+                .all(|pair| pair[0].contribution >= pair[1].contribution)
+        );
+        let shown = features[0].to_string();
+        assert!(shown.starts_with('`') && shown.contains("` +"), "{shown}");
+    }
+
+    #[test]
+    fn an_empty_message_gets_the_priors() {
+        let model = toy_model();
+        let prediction = model.predict("", "");
+        assert!(prediction.top_features.is_empty());
+        assert!(prediction.probability < 0.5);
+    }
+
+    #[test]
+    fn bad_training_input_is_rejected() {
+        let examples = toy_examples();
+        assert!(matches!(
+            Model::train(&[], &toy_options()),
+            Err(ModelError::NoExamples)
+        ));
+        assert!(matches!(
+            Model::train(&examples[..5], &toy_options()),
+            Err(ModelError::TooFewLabels { found: 1 })
+        ));
+        let too_strict = TrainingOptions {
+            min_document_frequency: 100,
+            ..toy_options()
+        };
+        assert!(matches!(
+            Model::train(&examples, &too_strict),
+            Err(ModelError::EmptyVocabulary)
+        ));
+        let invalid = TrainingOptions {
+            l2_penalty: -1.0,
+            ..toy_options()
+        };
+        let error = Model::train(&examples, &invalid).unwrap_err();
+        assert!(error.to_string().contains("l2_penalty"), "{error}");
+    }
+
+    #[test]
+    fn word_and_char_features_can_each_be_turned_off() {
+        for options in [
+            TrainingOptions {
+                char_ngrams: None,
+                ..toy_options()
+            },
+            TrainingOptions {
+                word_ngrams: None,
+                ..toy_options()
+            },
+        ] {
+            let model = Model::train(&toy_examples(), &options).unwrap();
+            let prediction = model.predict("", "the invoice was charged twice");
+            assert_eq!(prediction.label, "billing");
+        }
+    }
+
+    #[test]
+    fn cross_validation_counts_every_example_once() {
+        let examples = toy_examples();
+        let result = crate::cross_validate(&examples, &toy_options(), 5, 3).unwrap();
+        assert_eq!(result.folds.len(), 5);
+        assert_eq!(result.predictions.len(), examples.len());
+        let counted: u32 = result.confusion.iter().flatten().sum();
+        assert_eq!(counted as usize, examples.len());
+        assert!(result.accuracy.mean > 0.5, "{:?}", result.accuracy);
+        assert!((0.0..=1.0).contains(&result.macro_f1.mean));
+        assert!(matches!(
+            crate::cross_validate(&examples, &toy_options(), 1, 3),
+            Err(ModelError::InvalidFolds { .. })
+        ));
+    }
+}

@@ -41,6 +41,12 @@ pub struct TrainingOptions {
     /// Fold every ASCII digit to `0`, so "March 2024" and "March 2025", or two
     /// invoice numbers, share features.
     pub fold_digits: bool,
+    /// The word features (words and word pairs) and the character n-gram
+    /// features are two blocks, each scaled to unit length on its own (like
+    /// scikit-learn's `FeatureUnion` of two `TfidfVectorizer`s); the character
+    /// block is then multiplied by this. Without it the many character n-grams
+    /// would drown the words.
+    pub char_weight: f32,
     /// Use `1 + ln(tf)` instead of the raw term count `tf`, so a word repeated
     /// ten times does not weigh ten times as much.
     pub sublinear_tf: bool,
@@ -69,6 +75,7 @@ impl TrainingOptions {
         subject_weight: 2,
         fold_digits: true,
         sublinear_tf: true,
+        char_weight: 1.0,
         l2_penalty: 0.05,
         max_iterations: 300,
         gradient_tolerance: 1e-4,
@@ -105,6 +112,12 @@ impl TrainingOptions {
             return invalid(format!(
                 "max_document_fraction {} is not in (0, 1]",
                 self.max_document_fraction
+            ));
+        }
+        if !(self.char_weight.is_finite() && self.char_weight > 0.0) {
+            return invalid(format!(
+                "char_weight {} is not a positive finite number",
+                self.char_weight
             ));
         }
         if !(self.l2_penalty.is_finite() && self.l2_penalty > 0.0) {
