@@ -1,7 +1,10 @@
 //! `supportd classify PATH...`: the pure pipeline on mail files, with no database
 //! writes. One line per message: JSON with `--json`, a short text otherwise.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+
+use indicatif::{ProgressBar, ProgressDrawTarget};
 
 use serde::Serialize;
 use supportd_core::{Category, Entities, Priority, Tier};
@@ -126,4 +129,57 @@ fn classify_line<'a>(file: &'a str, processed: &'a Processed) -> ClassifyLine<'a
             quarantined: true,
         },
     }
+}
+
+/// Classifies every message of `inputs` for `eval`: predictions keyed by file
+/// name (the last path component, as labels.csv names them).
+pub fn predict_inputs(
+    pipeline: &Pipeline,
+    inputs: &[Input],
+    show_progress: bool,
+) -> BTreeMap<String, crate::eval::Prediction> {
+    let progress = if show_progress {
+        ProgressBar::new(inputs.len() as u64)
+    } else {
+        ProgressBar::with_draw_target(Some(inputs.len() as u64), ProgressDrawTarget::hidden())
+    };
+    let received_at = crate::now();
+    let mut predictions = BTreeMap::new();
+    for input in inputs {
+        sources::read_input(input, |result| {
+            let raw_mail = match result {
+                Ok(raw_mail) => raw_mail,
+                Err(problem) => {
+                    progress.suspend(|| {
+                        tracing::warn!(file = %problem.label, error = %problem.error, "Skipped an unreadable entry.");
+                    });
+                    return;
+                }
+            };
+            let processed = pipeline.process(&raw_mail.bytes, received_at);
+            let line = classify_line(&raw_mail.label, &processed);
+            let file = std::path::Path::new(&raw_mail.label)
+                .file_name()
+                .map_or_else(
+                    || raw_mail.label.clone(),
+                    |name| name.to_string_lossy().into_owned(),
+                );
+            predictions.insert(
+                file,
+                crate::eval::Prediction {
+                    labels: crate::eval::Labels {
+                        tier: line.tier,
+                        category: line.category,
+                        in_scope: line.in_scope,
+                        microsoft: line.microsoft,
+                    },
+                    confidence: line.confidence,
+                    reasons: line.reasons,
+                },
+            );
+        });
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    predictions
 }

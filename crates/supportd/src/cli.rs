@@ -11,7 +11,7 @@ use supportd_store::{QueueQuery, TicketOrder};
 
 use crate::pipeline::Pipeline;
 use crate::settings::{LogFormat, Settings};
-use crate::{Application, classify, ingest, now, open_store, report, serve, sources};
+use crate::{Application, classify, eval, ingest, now, open_store, report, serve, sources};
 
 /// supportd: support mail in, classified tickets in routed queues out.
 #[derive(Debug, Parser)]
@@ -49,6 +49,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// What to classify (same kinds as ingest).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Measure classification against a labels.csv: accuracy, per-category F1, confusion.
+    Eval {
+        /// Account directory CSV to use instead of the database's.
+        #[arg(long, value_name = "FILE.csv")]
+        accounts: Option<PathBuf>,
+        /// The expected labels (file,tier,category,in_scope,microsoft).
+        #[arg(long, value_name = "labels.csv")]
+        labels: PathBuf,
+        /// List every message with a wrong label and the reasons.
+        #[arg(long)]
+        errors: bool,
+        /// The whole evaluation as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Folder (or files) of the labelled messages.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
@@ -168,6 +186,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let (_, unreadable) = classify::classify_inputs(&pipeline, &inputs, json, &mut output)?;
             if unreadable > 0 {
                 bail!("{unreadable} entries could not be read (see the warnings above)");
+            }
+            Ok(())
+        }
+        Command::Eval {
+            accounts,
+            labels,
+            errors,
+            json,
+            paths,
+        } => {
+            let gold = eval::read_labels(&labels)?;
+            let inputs = sources::expand_inputs(&paths)?;
+            let directory = match accounts {
+                Some(path) => read_directory(&path)?,
+                None => directory_from_database(&settings).await?,
+            };
+            let pipeline = Pipeline::load(&settings, directory)?;
+            let show_progress = std::io::stderr().is_terminal() && !json;
+            let predictions = classify::predict_inputs(&pipeline, &inputs, show_progress);
+            let evaluation = eval::evaluate(&gold, &predictions);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&evaluation)?);
+            } else {
+                print!("{}", eval::render(&evaluation, errors));
             }
             Ok(())
         }

@@ -8,12 +8,13 @@
 //!   is the one entry point every source calls (files, Maildir, mbox, stdin, the
 //!   drop folder of `serve`), committing one transaction per batch.
 //! - [`sources`] turns command-line paths into raw messages; [`ingest`],
-//!   [`classify`], [`report`] and [`serve`] are the commands.
+//!   [`classify`], [`eval`], [`report`] and [`serve`] are the commands.
 //!
 //! `main.rs` only parses the command line and calls [`cli::run`].
 
 pub mod classify;
 pub mod cli;
+pub mod eval;
 pub mod ingest;
 pub mod pipeline;
 pub mod report;
