@@ -4,5 +4,6 @@
 mod bad_input;
 mod classify;
 mod corpus;
+mod imap;
 mod ingest;
 mod serve;

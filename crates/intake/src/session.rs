@@ -367,6 +367,9 @@ impl Session {
     }
 
     fn require_selected(&self, operation: &'static str) -> Result<(), IntakeError> {
+        if self.inner.is_none() {
+            return Err(IntakeError::SessionClosed);
+        }
         if self.selected.is_none() {
             return Err(IntakeError::Protocol {
                 operation,
@@ -392,6 +395,13 @@ impl Session {
         };
         let timeout = self.command_timeout;
         let max_message_bytes = self.max_message_bytes;
+        // NOOP makes the server look at the folder again (Dovecot finds mail
+        // delivered into Maildir only at such a sync); what it announces is
+        // covered by the SEARCH that follows, so the announcements go.
+        let imap = self.imap()?;
+        let result = within(timeout, "NOOP", imap.noop()).await;
+        self.checked(result)?;
+        self.drain_unsolicited();
         // SEARCH first, so a batch costs O(batch), not O(everything waiting).
         let imap = self.imap()?;
         let result = within(
@@ -697,6 +707,7 @@ impl Session {
 
         let command_timeout = self.command_timeout;
         let imap_session = self.inner.take().ok_or(IntakeError::SessionClosed)?;
+        let unsolicited = imap_session.unsolicited_responses.clone();
         let mut handle = imap_session.idle();
         let deadline = Instant::now() + timeout;
         match tokio::time::timeout(command_timeout, handle.init()).await {
@@ -709,7 +720,20 @@ impl Session {
                 });
             }
         }
+        // Mail that arrived before IDLE began is announced before "+ idling".
+        let mut announced_before_idle = false;
+        while let Ok(response) = unsolicited.try_recv() {
+            if matches!(
+                response,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            ) {
+                announced_before_idle = true;
+            }
+        }
         let outcome = loop {
+            if announced_before_idle {
+                break IdleOutcome::NewMail;
+            }
             // async-imap's own timeout restarts on every "* OK Still here",
             // so the deadline is kept here.
             let (wait, _stop_source) = handle.wait_with_timeout(timeout);

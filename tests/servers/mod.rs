@@ -1,0 +1,6 @@
+//! Real servers for the integration tests, each started per test on
+//! loopback from a temp dir: no mocks.
+
+pub mod dovecot;
+
+pub use dovecot::Dovecot;
