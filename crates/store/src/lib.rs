@@ -45,6 +45,7 @@
 mod codec;
 mod error;
 mod model;
+mod plan;
 mod sqlite;
 
 use std::path::Path;

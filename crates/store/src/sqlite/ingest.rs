@@ -1,20 +1,22 @@
-//! Ingest of a batch inside its write transaction.
+//! Writing a batch inside its write transaction, SQLite flavour.
 //!
 //! Speed comes from round trips, not from SQLite: every statement is a hop to
-//! sqlx's SQLite worker thread and back, and those hops dominate a profile of
-//! the naive one-statement-per-row version. So each item costs two calls:
+//! sqlx's SQLite worker thread and back, and those hops dominated a profile of
+//! the first, one-statement-per-row version. So a batch costs:
 //!
-//! 1. [`LOOKUP`]: one query that finds a stored copy (by Message-ID and
-//!    content hash, or by IMAP position) or the ticket to thread onto (by the
-//!    thread headers, then by the subject tag).
-//! 2. One multi-statement call that writes everything for the item: the ticket
-//!    (when new), the message, its raw bytes, its attachments, its
-//!    classification, the routing decision and the audit events.
+//! 1. one query for the ids in use ([`id_allocator`]) and at most four lookups
+//!    for the whole batch ([`known`]): stored copies by Message-ID and content
+//!    hash, stored copies by IMAP position, stored messages the thread headers
+//!    name, tickets the subject tags name;
+//! 2. the decision per item, in memory ([`crate::plan`]);
+//! 3. one multi-statement call per stored item ([`write_step`]) that writes
+//!    everything for it: the ticket (when new), the message, its raw bytes, its
+//!    attachments, its classification, the routing decision, the audit events.
 //!
-//! The second call needs the new rows' ids up front. The batch holds SQLite's
-//! write lock from `BEGIN IMMEDIATE` to `COMMIT`, so it reads the highest ticket
-//! number and message id once ([`IdAllocator::start`]) and hands out the next
-//! ones itself; nobody else can insert in between.
+//! The writes need the new rows' ids up front. The batch holds SQLite's write
+//! lock from `BEGIN IMMEDIATE` to `COMMIT`, so reading the highest ticket number
+//! and message id once and counting up from there is safe: nobody else can
+//! insert in between.
 //!
 //! The multi-statement calls are concatenations of the statement blocks below,
 //! each with plain `?` parameters; sqlx hands the arguments to the statements
@@ -35,73 +37,108 @@ use supportd_core::{
 
 use crate::codec::{self, to_i64, to_json};
 use crate::model::{AuditKind, IngestContent, IngestItem, IngestOutcome};
+use crate::plan::{IdAllocator, Known, LookupKeys, Step};
 
 /// The actor of everything the daemon does on its own.
 pub(crate) const SYSTEM_ACTOR: &str = "supportd";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
 
-/// Hands out ticket numbers and message ids within one write transaction.
-pub(crate) struct IdAllocator {
-    /// The last ticket number used (the AUTOINCREMENT sequence is kept in step
-    /// by SQLite when a larger number is inserted explicitly).
-    last_ticket: i64,
-    /// The last message id used.
-    last_message: i64,
+/// Where the numbering stands. Only valid while the transaction holds the
+/// write lock (`BEGIN IMMEDIATE`). The AUTOINCREMENT sequence of `tickets` is
+/// kept in step by SQLite when a larger number is inserted explicitly.
+pub(crate) async fn id_allocator(
+    connection: &mut SqliteConnection,
+) -> Result<IdAllocator, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tickets'), 1000), \
+         COALESCE((SELECT MAX(number) FROM tickets), 1000)) AS last_ticket, \
+         COALESCE((SELECT MAX(id) FROM messages), 0) AS last_message",
+    )
+    .fetch_one(&mut *connection)
+    .await?;
+    Ok(IdAllocator::new(
+        row.try_get("last_ticket")?,
+        row.try_get("last_message")?,
+    ))
 }
 
-impl IdAllocator {
-    /// Reads where the numbering stands. Only valid while the transaction holds
-    /// the write lock (`BEGIN IMMEDIATE`).
-    pub(crate) async fn start(connection: &mut SqliteConnection) -> Result<Self, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tickets'), 1000), \
-             COALESCE((SELECT MAX(number) FROM tickets), 1000)) AS last_ticket, \
-             COALESCE((SELECT MAX(id) FROM messages), 0) AS last_message",
+/// What the database holds for a batch's keys: one query per kind of key, each
+/// probing an index once per key (`CROSS JOIN` keeps `json_each` outermost).
+pub(crate) async fn known(
+    connection: &mut SqliteConnection,
+    keys: &LookupKeys,
+) -> Result<Known, sqlx::Error> {
+    let mut known = Known::default();
+    if !keys.message_keys.is_empty() {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT m.message_id, m.content_hash, m.ticket_number \
+             FROM json_each(?) AS j CROSS JOIN messages AS m \
+             WHERE m.message_id = json_extract(j.value, '$[0]') \
+             AND m.content_hash = json_extract(j.value, '$[1]')",
         )
-        .fetch_one(&mut *connection)
+        .bind(to_json(&keys.message_keys)?)
+        .fetch_all(&mut *connection)
         .await?;
-        Ok(IdAllocator {
-            last_ticket: row.try_get("last_ticket")?,
-            last_message: row.try_get("last_message")?,
-        })
+        for (message_id, content_hash, ticket) in rows {
+            known
+                .message_keys
+                .insert((message_id, content_hash), ticket);
+        }
     }
-
-    fn next_ticket(&mut self) -> i64 {
-        self.last_ticket += 1;
-        self.last_ticket
+    if !keys.positions.is_empty() {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT m.source_mailbox, m.source_uidvalidity, m.source_uid, m.ticket_number \
+             FROM json_each(?) AS j CROSS JOIN messages AS m \
+             WHERE m.source_mailbox = json_extract(j.value, '$[0]') \
+             AND m.source_uidvalidity = json_extract(j.value, '$[1]') \
+             AND m.source_uid = json_extract(j.value, '$[2]') \
+             AND m.source_uid IS NOT NULL",
+        )
+        .bind(to_json(&keys.positions)?)
+        .fetch_all(&mut *connection)
+        .await?;
+        for (mailbox, uidvalidity, uid, ticket) in rows {
+            // Values outside u32 cannot have been written by this crate.
+            if let (Ok(uidvalidity), Ok(uid)) = (u32::try_from(uidvalidity), u32::try_from(uid)) {
+                known.positions.insert((mailbox, uidvalidity, uid), ticket);
+            }
+        }
     }
-
-    fn next_message(&mut self) -> i64 {
-        self.last_message += 1;
-        self.last_message
+    if !keys.thread_ids.is_empty() {
+        // The earliest stored message with each id decides its ticket.
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT j.value, t.number, t.status \
+             FROM json_each(?) AS j CROSS JOIN messages AS m CROSS JOIN tickets AS t \
+             WHERE m.id = (SELECT MIN(f.id) FROM messages AS f WHERE f.message_id = j.value) \
+             AND t.number = m.ticket_number",
+        )
+        .bind(to_json(&keys.thread_ids)?)
+        .fetch_all(&mut *connection)
+        .await?;
+        for (message_id, ticket, status) in rows {
+            known.message_tickets.insert(message_id, ticket);
+            known
+                .ticket_statuses
+                .insert(ticket, decode_status(&status)?);
+        }
     }
+    if !keys.tagged_tickets.is_empty() {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT t.number, t.status FROM json_each(?) AS j CROSS JOIN tickets AS t \
+             WHERE t.number = j.value",
+        )
+        .bind(to_json(&keys.tagged_tickets)?)
+        .fetch_all(&mut *connection)
+        .await?;
+        for (ticket, status) in rows {
+            known
+                .ticket_statuses
+                .insert(ticket, decode_status(&status)?);
+        }
+    }
+    Ok(known)
 }
-
-/// Finds, for one incoming message, in order of precedence: a stored copy by
-/// `(message_id, content_hash)` (rank 0) or by IMAP position (rank 1); the
-/// ticket of a stored message named by the thread headers, In-Reply-To first,
-/// then References from the most recent (rank 2); the ticket named by the
-/// subject tag (rank 3).
-///
-/// `?1` message id, `?2` content hash, `?3` mailbox, `?4` UIDVALIDITY, `?5` UID,
-/// `?6` thread ids as a JSON array in precedence order, `?7` tagged ticket number.
-const LOOKUP: &str = "\
-    SELECT 0 AS rank, ticket_number AS number, '' AS status FROM messages \
-    WHERE message_id = ?1 AND content_hash = ?2 \
-    UNION ALL \
-    SELECT 1, ticket_number, '' FROM messages \
-    WHERE source_mailbox = ?3 AND source_uidvalidity = ?4 AND source_uid = ?5 \
-    AND source_uid IS NOT NULL \
-    UNION ALL \
-    SELECT * FROM ( \
-        SELECT 2, t.number, t.status FROM json_each(?6) AS j \
-        CROSS JOIN messages AS m CROSS JOIN tickets AS t \
-        WHERE m.message_id = j.value AND t.number = m.ticket_number \
-        ORDER BY j.key, m.id LIMIT 1) \
-    UNION ALL \
-    SELECT 3, number, status FROM tickets WHERE number = ?7 \
-    ORDER BY 1 LIMIT 1";
 
 /// A new ticket with labels (15 parameters, [`bind_ticket`]).
 macro_rules! insert_ticket_sql {
@@ -207,61 +244,75 @@ const CHANGE_STATUS: &str = concat!(
     insert_audit_sql!(),
 );
 
-/// Stores one item on the open write transaction `connection`.
-pub(crate) async fn ingest_item(
+/// Writes what `step` says for `item` on the open write transaction.
+pub(crate) async fn write_step(
     connection: &mut SqliteConnection,
-    ids: &mut IdAllocator,
     item: &IngestItem,
+    step: Step,
 ) -> Result<IngestOutcome, sqlx::Error> {
-    match &item.content {
-        IngestContent::Parsed {
-            message,
-            classification,
-            route,
-        } => {
-            let found = lookup(
+    match (&item.content, step) {
+        (_, Step::Duplicate { ticket }) => Ok(IngestOutcome::Duplicate(ticket_ref(ticket))),
+        (
+            IngestContent::Parsed {
+                message,
+                classification,
+                route,
+            },
+            Step::Create {
+                ticket,
+                message: message_row,
+            },
+        ) => {
+            let new_message = NewMessage::parsed(message);
+            create_ticket(
                 connection,
                 item,
-                &message.message_id,
-                &message.content_hash,
-                Some(message),
+                &new_message,
+                classification,
+                route,
+                ticket,
+                message_row,
             )
-            .await?;
-            let new_message = NewMessage::parsed(message);
-            match found {
-                Found::Duplicate(number) => Ok(IngestOutcome::Duplicate(ticket_ref(number))),
-                Found::Thread(number, status) => {
-                    thread_message(
-                        connection,
-                        ids,
-                        item,
-                        &new_message,
-                        classification,
-                        number,
-                        status,
-                    )
-                    .await
-                }
-                Found::Nothing => {
-                    create_ticket(connection, ids, item, &new_message, classification, route).await
-                }
-            }
+            .await
         }
-        IngestContent::Quarantined {
-            quarantine_reason,
-            message_id,
-            content_hash,
-            subject,
-            from,
-            due,
-        } => {
-            match lookup(connection, item, message_id, content_hash, None).await? {
-                // A quarantined item never threads; only its duplicate matters.
-                Found::Duplicate(number) => {
-                    return Ok(IngestOutcome::Duplicate(ticket_ref(number)));
-                }
-                Found::Thread(..) | Found::Nothing => {}
-            }
+        (
+            IngestContent::Parsed {
+                message,
+                classification,
+                ..
+            },
+            Step::Thread {
+                ticket,
+                message: message_row,
+                reopen_from,
+            },
+        ) => {
+            let new_message = NewMessage::parsed(message);
+            thread_message(
+                connection,
+                item,
+                &new_message,
+                classification,
+                ticket,
+                message_row,
+                reopen_from,
+            )
+            .await
+        }
+        (
+            IngestContent::Quarantined {
+                quarantine_reason,
+                message_id,
+                content_hash,
+                subject,
+                from,
+                due,
+            },
+            Step::Quarantine {
+                ticket,
+                message: message_row,
+            },
+        ) => {
             let new_message = NewMessage {
                 message_id,
                 message_id_synthesized: false,
@@ -284,7 +335,13 @@ pub(crate) async fn ingest_item(
                 size: item.raw.len() as u64,
                 quarantine_reason: Some(quarantine_reason),
             };
-            quarantine(connection, ids, item, &new_message, *due).await
+            quarantine(connection, item, &new_message, *due, ticket, message_row).await
+        }
+        (IngestContent::Parsed { .. }, Step::Quarantine { .. })
+        | (IngestContent::Quarantined { .. }, Step::Create { .. } | Step::Thread { .. }) => {
+            Err(sqlx::Error::Protocol(format!(
+                "ingest plan mismatch: {step:?} for an item of the other kind"
+            )))
         }
     }
 }
@@ -292,53 +349,6 @@ pub(crate) async fn ingest_item(
 fn ticket_ref(number: i64) -> TicketRef {
     // Ticket numbers start above 1000 and only grow: never negative.
     TicketRef::new(u64::try_from(number).unwrap_or_default())
-}
-
-/// What [`LOOKUP`] found.
-enum Found {
-    Duplicate(i64),
-    Thread(i64, TicketStatus),
-    Nothing,
-}
-
-async fn lookup(
-    connection: &mut SqliteConnection,
-    item: &IngestItem,
-    message_id: &str,
-    content_hash: &str,
-    threading: Option<&InboundMessage>,
-) -> Result<Found, sqlx::Error> {
-    let uid = item.source.uid;
-    let (thread_ids, tagged) = match threading {
-        Some(message) => {
-            let thread_ids: Vec<&str> = message
-                .in_reply_to
-                .iter()
-                .chain(message.references.iter().rev())
-                .map(String::as_str)
-                .filter(|id| !id.is_empty())
-                .collect();
-            let tagged = TicketRef::find_in_subject(&message.subject)
-                .and_then(|ticket_ref| i64::try_from(ticket_ref.number()).ok());
-            (to_json(&thread_ids)?, tagged)
-        }
-        None => ("[]".to_owned(), None),
-    };
-    let found: Option<(i64, i64, String)> = sqlx::query_as(LOOKUP)
-        .bind(message_id)
-        .bind(content_hash)
-        .bind(&item.source.mailbox)
-        .bind(uid.map(|uid| i64::from(uid.uidvalidity)))
-        .bind(uid.map(|uid| i64::from(uid.uid)))
-        .bind(thread_ids)
-        .bind(tagged)
-        .fetch_optional(&mut *connection)
-        .await?;
-    Ok(match found {
-        None => Found::Nothing,
-        Some((0 | 1, number, _)) => Found::Duplicate(number),
-        Some((_, number, status)) => Found::Thread(number, decode_status(&status)?),
-    })
 }
 
 fn decode_status(status: &str) -> Result<TicketStatus, sqlx::Error> {
@@ -349,14 +359,13 @@ fn decode_status(status: &str) -> Result<TicketStatus, sqlx::Error> {
 /// Creates and routes a ticket for a message that starts a conversation.
 async fn create_ticket(
     connection: &mut SqliteConnection,
-    ids: &mut IdAllocator,
     item: &IngestItem,
     message: &NewMessage<'_>,
     classification: &Classification,
     route: &RouteDecision,
+    number: i64,
+    message_row: i64,
 ) -> Result<IngestOutcome, sqlx::Error> {
-    let number = ids.next_ticket();
-    let message_row = ids.next_message();
     let at = item.received_at;
     let created = json!({
         "message_id": message.message_id,
@@ -392,31 +401,26 @@ async fn create_ticket(
 /// stays closed.
 async fn thread_message(
     connection: &mut SqliteConnection,
-    ids: &mut IdAllocator,
     item: &IngestItem,
     message: &NewMessage<'_>,
     classification: &Classification,
     number: i64,
-    status: TicketStatus,
+    message_row: i64,
+    reopen_from: Option<TicketStatus>,
 ) -> Result<IngestOutcome, sqlx::Error> {
-    let message_row = ids.next_message();
     let at = item.received_at;
     let threaded = json!({
         "message_id": message.message_id,
         "from": message.from.map(|address| &address.email),
     });
-    let reopen = matches!(
-        status,
-        TicketStatus::Resolved | TicketStatus::PendingCustomer
-    );
-    let query = sqlx::query(if reopen {
+    let query = sqlx::query(if reopen_from.is_some() {
         THREAD_MESSAGE_AND_REOPEN
     } else {
         THREAD_MESSAGE
     });
     let query = bind_message(query, number, message_row, item, message)?;
     let query = bind_classification(query, message_row, classification)?;
-    let query = if reopen {
+    let query = if let Some(status) = reopen_from {
         let query = query.bind(TicketStatus::Open.slug()).bind(at).bind(number);
         let query = bind_audit(
             query,
@@ -458,13 +462,12 @@ fn status_change_detail(from: TicketStatus, to: TicketStatus, cause: &str) -> se
 /// Stores a message that could not be parsed on its own quarantine ticket.
 async fn quarantine(
     connection: &mut SqliteConnection,
-    ids: &mut IdAllocator,
     item: &IngestItem,
     message: &NewMessage<'_>,
     due: i64,
+    number: i64,
+    message_row: i64,
 ) -> Result<IngestOutcome, sqlx::Error> {
-    let number = ids.next_ticket();
-    let message_row = ids.next_message();
     let at = item.received_at;
     let detail = json!({
         "reason": message.quarantine_reason,

@@ -18,6 +18,7 @@ use crate::error::StoreError;
 use crate::model::{
     IngestItem, IngestOutcome, QueueQuery, QueueSummary, TicketDetail, TicketOrder, TicketSummary,
 };
+use crate::plan;
 use rows::{AccountRow, AttachmentRow, AuditRow, MessageRow, QueueSummaryRow, RouteRow, TicketRow};
 
 /// How long a statement waits for another connection's write lock.
@@ -116,12 +117,16 @@ impl SqliteStore {
             .begin_with(BEGIN_WRITE)
             .await
             .map_err(self.error(doing))?;
-        let mut ids = ingest::IdAllocator::start(&mut transaction)
+        let mut ids = ingest::id_allocator(&mut transaction)
             .await
             .map_err(self.error(doing))?;
+        let mut known = ingest::known(&mut transaction, &plan::lookup_keys(items))
+            .await
+            .map_err(self.error(doing))?;
+        let steps = plan::plan_batch(items, &mut known, &mut ids);
         let mut outcomes = Vec::with_capacity(items.len());
-        for item in items {
-            let outcome = ingest::ingest_item(&mut transaction, &mut ids, item)
+        for (item, step) in items.iter().zip(steps) {
+            let outcome = ingest::write_step(&mut transaction, item, step)
                 .await
                 .map_err(self.error(doing))?;
             outcomes.push(outcome);
