@@ -3,7 +3,7 @@
 use supportd_core::{Category, Classification, Entities, InboundMessage, Tier, in_scope};
 
 use crate::directory::Directory;
-use crate::entities::{add_entities, find_guids};
+use crate::entities::add_entities;
 use crate::outage::assess_outage;
 use crate::rules::{Rules, Target};
 use crate::text::MessageText;
@@ -37,14 +37,13 @@ impl Classifier {
         let mut guids = Vec::new();
         let mut entities = Entities::default();
         for text in mentioned_texts {
-            find_guids(text, &mut guids);
-            add_entities(text, &mut entities);
+            add_entities(text, &mut entities, &mut guids);
         }
         let sender_email = message.sender_email();
         let tier_resolution = resolve_tier(&self.directory, &guids, &sender_email);
 
         let message_text = MessageText::new(message);
-        let evaluation = self.rules.evaluate(&message_text, message);
+        let evaluation = self.rules.evaluate(&message_text, message, &entities);
         let scoring = &self.rules.scoring;
         let scores = evaluation.category_scores;
         let (mut category, best_score) = scores.best();
@@ -79,7 +78,7 @@ impl Classifier {
                     let outage = assess_outage(&evaluation, &self.rules.outage);
                     reasons.push(outage.describe());
                     for fired in &evaluation.fired {
-                        if let Target::Signal(signal) = fired.target {
+                        if let Target::OutageSignal(signal) = fired.target {
                             reasons.push(describe_rule(&format!("{signal:?}"), fired));
                         }
                     }

@@ -1,13 +1,13 @@
 //! Identifiers found in a message's text: subscription and tenant GUIDs, ARM resource IDs,
 //! invoice numbers, Azure regions, error codes and Microsoft case numbers.
 //!
-//! GUIDs are found by a hand-written scanner (the hot path: every message is searched for
-//! them for tier resolution); the rest by a few regexes and one Aho-Corasick automaton of
-//! region names, all compiled once.
+//! One walk over the words of the text finds them all (the hot path: every message is
+//! searched for GUIDs for tier resolution): each word is told apart by its shape and
+//! the word before it. Only ARM resource IDs use a regex, and only when the text holds
+//! `/subscriptions/`.
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 use supportd_core::Entities;
 
@@ -35,41 +35,6 @@ pub(crate) fn is_guid(value: &str) -> bool {
             8 | 13 | 18 | 23 => byte == b'-',
             _ => byte.is_ascii_hexdigit(),
         })
-}
-
-/// Every GUID in `text` in order of appearance, classified by the words before it.
-pub(crate) fn find_guids(text: &str, mentions: &mut Vec<GuidMention>) {
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    while let Some(offset) = memchr_dash(&bytes[start..]) {
-        // A GUID's first dash is at position 8.
-        let dash = start + offset;
-        start = dash + 1;
-        if dash < 8 || dash + 28 > bytes.len() {
-            continue;
-        }
-        let begin = dash - 8;
-        let candidate = &text.as_bytes()[begin..begin + 36];
-        let boundary_before = begin == 0 || !bytes[begin - 1].is_ascii_alphanumeric();
-        let boundary_after = bytes
-            .get(begin + 36)
-            .is_none_or(|byte| !byte.is_ascii_alphanumeric());
-        if boundary_before
-            && boundary_after
-            && let Ok(candidate) = std::str::from_utf8(candidate)
-            && is_guid(candidate)
-        {
-            mentions.push(GuidMention {
-                guid: candidate.to_ascii_lowercase(),
-                kind: guid_kind(text, begin),
-            });
-            start = begin + 36;
-        }
-    }
-}
-
-fn memchr_dash(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&byte| byte == b'-')
 }
 
 /// Looks at up to 48 bytes before the GUID: the nearest label word decides.
@@ -115,20 +80,68 @@ fn guid_kind(text: &str, begin: usize) -> GuidKind {
 /// appearance kept.
 pub fn extract_entities(text: &str) -> Entities {
     let mut entities = Entities::default();
-    add_entities(text, &mut entities);
+    add_entities(text, &mut entities, &mut Vec::new());
     entities
 }
 
-/// Adds the entities of one more piece of text (subject, body, forwarded text).
-pub(crate) fn add_entities(text: &str, entities: &mut Entities) {
-    let mut guids = Vec::new();
-    find_guids(text, &mut guids);
-    for mention in guids {
-        match mention.kind {
-            GuidKind::Subscription => push_unique(&mut entities.subscription_ids, mention.guid),
-            GuidKind::Tenant => push_unique(&mut entities.tenant_ids, mention.guid),
-            GuidKind::Other => {}
+/// Adds the entities of one more piece of text (subject, body, forwarded text), and
+/// appends every GUID it mentions to `guids` (for tier resolution).
+pub(crate) fn add_entities(text: &str, entities: &mut Entities, guids: &mut Vec<GuidMention>) {
+    let bytes = text.as_bytes();
+    let mut previous_word: &str = "";
+    let mut word_before_previous: &str = "";
+    let mut previous_end = 0;
+    let mut index = 0;
+    while index < bytes.len() {
+        if !bytes[index].is_ascii_alphanumeric() {
+            index += 1;
+            continue;
         }
+        let start = index;
+        let mut end = start;
+        // Shape of the word, gathered while walking it: most words are plain
+        // lower-case words and need no further look.
+        let mut digits = 0;
+        let mut inner_capitals = 0;
+        while end < bytes.len() {
+            let byte = bytes[end];
+            if byte.is_ascii_lowercase() || byte == b'_' {
+            } else if byte.is_ascii_digit() {
+                digits += 1;
+            } else if byte.is_ascii_uppercase() {
+                inner_capitals += usize::from(end > start);
+            } else if !(byte == b'-' && bytes.get(end + 1).is_some_and(u8::is_ascii_alphanumeric)) {
+                break;
+            }
+            end += 1;
+        }
+        index = end;
+        let clean_start = start == 0 || !is_word_byte(bytes[start - 1]);
+        let clean_end = bytes.get(end).is_none_or(|&next| !is_word_byte(next));
+        if !(clean_start && clean_end) {
+            continue;
+        }
+        if bytes[start].is_ascii_alphabetic()
+            && end - start >= 2
+            && may_start_region(bytes[start], bytes[start + 1])
+        {
+            find_region_at(bytes, start, &mut entities.regions);
+        }
+        let word = &text[start..end];
+        if digits > 0 || inner_capitals > 0 || end - start == 36 {
+            let gap = &text[previous_end..start];
+            classify_word(
+                text,
+                start,
+                word,
+                (previous_word, word_before_previous, gap),
+                entities,
+                guids,
+            );
+        }
+        word_before_previous = previous_word;
+        previous_word = word;
+        previous_end = end;
     }
     if text.contains("/subscriptions/") || text.contains("/SUBSCRIPTIONS/") {
         for found in RESOURCE_ID.find_iter(text) {
@@ -136,45 +149,176 @@ pub(crate) fn add_entities(text: &str, entities: &mut Entities) {
             push_unique(&mut entities.resource_ids, resource_id.to_owned());
         }
     }
-    for found in INVOICE.captures_iter(text) {
-        if let Some(number) = found.get(1).or_else(|| found.get(2)) {
-            push_unique(
-                &mut entities.invoice_numbers,
-                number.as_str().to_uppercase(),
-            );
-        }
-    }
-    for found in REGIONS.find_iter(text) {
-        if word_boundaries(text, found.start(), found.end()) {
-            let region = REGION_NAMES[found.pattern().as_usize()].0;
-            push_unique(&mut entities.regions, region.to_owned());
-        }
-    }
-    for found in ERROR_CODE.captures_iter(text) {
-        if let Some(code) = found.get(1).or_else(|| found.get(2)) {
-            push_unique(&mut entities.error_codes, code.as_str().to_owned());
-        }
-    }
-    for found in MICROSOFT_CASE.captures_iter(text) {
-        if let Some(number) = found.get(1) {
-            let number = number.as_str();
-            if looks_like_microsoft_case(text, found.get(0).map_or(0, |all| all.start()), number) {
-                push_unique(&mut entities.microsoft_cases, number.to_owned());
+}
+
+/// Bytes that continue a word: ASCII letters and digits, and any non-ASCII byte
+/// (a word that runs into `é` is not a clean identifier).
+fn is_word_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || byte >= 0x80
+}
+
+/// The suffixes that make a CamelCase word an Azure error code.
+const ERROR_CODE_SUFFIXES: [&str; 15] = [
+    "Error",
+    "Failed",
+    "Failure",
+    "Exceeded",
+    "NotFound",
+    "NotAllowed",
+    "Disallowed",
+    "Denied",
+    "Unavailable",
+    "Busy",
+    "Conflict",
+    "Timeout",
+    "Unauthorized",
+    "Forbidden",
+    "Invalid",
+];
+
+/// Error codes that do not end like the others.
+const KNOWN_ERROR_CODES: [&str; 4] = [
+    "ImagePullBackOff",
+    "CrashLoopBackOff",
+    "OverconstrainedAllocationRequest",
+    "SkuNotAvailable",
+];
+
+/// Decides what one word is, from its shape and (previous word, the one before, the
+/// text between the previous word and this one).
+fn classify_word(
+    text: &str,
+    start: usize,
+    word: &str,
+    (previous, before_previous, gap): (&str, &str, &str),
+    entities: &mut Entities,
+    guids: &mut Vec<GuidMention>,
+) {
+    let bytes = word.as_bytes();
+    let is = |candidate: &str, expected: &str| candidate.eq_ignore_ascii_case(expected);
+    if bytes.len() == 36 && is_guid(word) {
+        let mention = GuidMention {
+            guid: word.to_ascii_lowercase(),
+            kind: guid_kind(text, start),
+        };
+        match mention.kind {
+            GuidKind::Subscription => {
+                push_unique(&mut entities.subscription_ids, mention.guid.clone())
             }
+            GuidKind::Tenant => push_unique(&mut entities.tenant_ids, mention.guid.clone()),
+            GuidKind::Other => {}
+        }
+        guids.push(mention);
+        return;
+    }
+    let invoice_context = (is(previous, "invoice") && gap.contains(['#', ':']))
+        || (["number", "no", "num", "nr"]
+            .iter()
+            .any(|label| is(previous, label))
+            && is(before_previous, "invoice"));
+    if invoice_context && word.len() >= 4 && bytes.iter().any(u8::is_ascii_digit) {
+        push_unique(&mut entities.invoice_numbers, word.to_ascii_uppercase());
+        return;
+    }
+    if bytes.iter().all(u8::is_ascii_digit) {
+        let status_context = ["error", "code", "http", "status"]
+            .iter()
+            .any(|label| is(previous, label));
+        let status_code = (word.len() == 3 && matches!(bytes[0], b'4' | b'5'))
+            || (word.len() == 5 && word.starts_with("40"));
+        if status_context && status_code {
+            push_unique(&mut entities.error_codes, word.to_owned());
+        } else if (15..=18).contains(&word.len()) && looks_like_microsoft_case(text, start, word) {
+            push_unique(&mut entities.microsoft_cases, word.to_owned());
+        }
+        return;
+    }
+    if word.len() > 4 && word[..3].eq_ignore_ascii_case("inv") {
+        let number = word[3..].strip_prefix('-').unwrap_or(&word[3..]);
+        if number.starts_with(|c: char| c.is_ascii_digit())
+            && number.ends_with(|c: char| c.is_ascii_digit())
+        {
+            push_unique(&mut entities.invoice_numbers, word.to_ascii_uppercase());
+            return;
         }
     }
+    if let Some(digits) = word.strip_prefix("AADSTS")
+        && (5..=7).contains(&digits.len())
+        && digits.bytes().all(|byte| byte.is_ascii_digit())
+    {
+        push_unique(&mut entities.error_codes, word.to_owned());
+        return;
+    }
+    if let Some(hex) = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X"))
+        && (6..=8).contains(&hex.len())
+        && hex.bytes().all(|byte| byte.is_ascii_hexdigit())
+    {
+        push_unique(&mut entities.error_codes, word.to_owned());
+        return;
+    }
+    if is_camel_case_error_code(word) {
+        push_unique(&mut entities.error_codes, word.to_owned());
+    }
+}
+
+/// `AllocationFailed`, `UserErrorVmNotFound`, `RequestDisallowedByPolicy`: CamelCase
+/// humps, then one of [`ERROR_CODE_SUFFIXES`], then optionally more CamelCase.
+fn is_camel_case_error_code(word: &str) -> bool {
+    let bytes = word.as_bytes();
+    if bytes.len() < 6
+        || !bytes[0].is_ascii_uppercase()
+        || !bytes.iter().all(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    // Most capitalised words ("Hello", "Azure") have one hump: no code.
+    if !bytes[1..].iter().any(u8::is_ascii_uppercase) {
+        return false;
+    }
+    if KNOWN_ERROR_CODES.contains(&word) {
+        return true;
+    }
+    ERROR_CODE_SUFFIXES.iter().any(|suffix| {
+        word.match_indices(suffix).any(|(position, _)| {
+            let after = &word[position + suffix.len()..];
+            position >= 2
+                && is_camel_humps(&word[..position])
+                && after
+                    .bytes()
+                    .next()
+                    .is_none_or(|byte| byte.is_ascii_uppercase())
+        })
+    })
+}
+
+/// One to six humps of an uppercase letter followed by lowercase letters or digits.
+fn is_camel_humps(prefix: &str) -> bool {
+    let bytes = prefix.as_bytes();
+    let mut humps = 0;
+    let mut index = 0;
+    while index < bytes.len() {
+        if !bytes[index].is_ascii_uppercase() {
+            return false;
+        }
+        let hump_start = index;
+        index += 1;
+        while index < bytes.len()
+            && (bytes[index].is_ascii_lowercase() || bytes[index].is_ascii_digit())
+        {
+            index += 1;
+        }
+        if index - hump_start < 2 {
+            return false;
+        }
+        humps += 1;
+    }
+    (1..=6).contains(&humps)
 }
 
 fn push_unique(list: &mut Vec<String>, value: String) {
     if !list.contains(&value) {
         list.push(value);
     }
-}
-
-fn word_boundaries(text: &str, start: usize, end: usize) -> bool {
-    let before = text[..start].chars().next_back();
-    let after = text[end..].chars().next();
-    !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
 }
 
 /// A 15 to 18 digit number is a Microsoft case number when the word "case" (or "SR",
@@ -206,32 +350,12 @@ fn looks_like_microsoft_case(text: &str, start: usize, number: &str) -> bool {
 }
 
 /// Invariant: constant patterns, compiled once; a failure is a bug caught by every test.
+/// Word boundaries are ASCII (`(?-u:\b)`) and no capture groups are used, so every
+/// search runs on the fast DFA engines.
 static RESOURCE_ID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:/[A-Za-z0-9._()\-]+)*")
         .expect("constant resource ID pattern")
 });
-
-static INVOICE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)\b(INV[-‐ ]?\d[0-9A-Z\-]*\d)\b|\binvoice\s+(?:number|no\.?|num\.?|#|nr\.?)\s*:?\s*#?\s*([0-9][0-9A-Z\-]{3,}|[A-Z]{1,4}-?[0-9][0-9A-Z\-]{3,})\b",
-    )
-    .expect("constant invoice pattern")
-});
-
-static ERROR_CODE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
-        r"\b(AADSTS\d{5,7}",
-        r"|(?:[A-Z][a-z0-9]+){1,6}(?:Error|Failed|Failure|Exceeded|NotFound|NotAllowed|Disallowed|Denied|Unavailable|Busy|Conflict|Timeout|Unauthorized|Forbidden|Invalid)(?:[A-Z][A-Za-z0-9]*)?",
-        r"|0x[0-9A-Fa-f]{6,8}",
-        r"|ImagePullBackOff|CrashLoopBackOff|AllocationFailed|QuotaExceeded|OverconstrainedAllocationRequest|SkuNotAvailable",
-        r")\b",
-        r"|(?i:\b(?:error|code|http|status)\s*:?\s*)([45]\d\d|40\d{3})\b",
-    ))
-    .expect("constant error code pattern")
-});
-
-static MICROSOFT_CASE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:#|\b)(\d{15,18})\b").expect("constant case number pattern"));
 
 /// Azure regions: normalised name, then the ways people write it.
 const REGION_NAMES: &[(&str, &str)] = &[
@@ -315,13 +439,57 @@ const REGION_NAMES: &[(&str, &str)] = &[
     ("mexicocentral", "mexicocentral"),
 ];
 
-static REGIONS: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostLongest)
-        .build(REGION_NAMES.iter().map(|(_, written)| written))
-        .expect("constant region names")
+/// Indices into [`REGION_NAMES`] by the first letter of the written form, longest
+/// first, so `east us 2` is tried before `east us`.
+static REGIONS_BY_LETTER: LazyLock<[Vec<usize>; 26]> = LazyLock::new(|| {
+    let mut by_letter: [Vec<usize>; 26] = Default::default();
+    for (index, (_, written)) in REGION_NAMES.iter().enumerate() {
+        let letter = usize::from(written.as_bytes()[0] - b'a');
+        by_letter[letter].push(index);
+    }
+    for indices in &mut by_letter {
+        indices.sort_by_key(|&index| std::cmp::Reverse(REGION_NAMES[index].1.len()));
+    }
+    by_letter
 });
+
+/// Whether a word starting with these two letters may be a region name: a bit per
+/// (first, second) letter pair of the written forms.
+fn may_start_region(first: u8, second: u8) -> bool {
+    let (first, second) = (first.to_ascii_lowercase(), second.to_ascii_lowercase());
+    second.is_ascii_lowercase()
+        && REGION_LETTER_PAIRS[usize::from(first - b'a')] & (1 << (second - b'a')) != 0
+}
+
+static REGION_LETTER_PAIRS: LazyLock<[u32; 26]> = LazyLock::new(|| {
+    let mut pairs = [0u32; 26];
+    for (_, written) in REGION_NAMES {
+        let bytes = written.as_bytes();
+        pairs[usize::from(bytes[0] - b'a')] |= 1 << (bytes[1] - b'a');
+    }
+    pairs
+});
+
+/// The region whose written form starts at `start` (a word start), if any: a handful
+/// of byte comparisons, longest name first.
+fn find_region_at(bytes: &[u8], start: usize, regions: &mut Vec<String>) {
+    let letter = usize::from(bytes[start].to_ascii_lowercase() - b'a');
+    for &candidate in &REGIONS_BY_LETTER[letter] {
+        let (normalised, written) = REGION_NAMES[candidate];
+        let end = start + written.len();
+        // Cheap first: the second letter (every written form has at least two).
+        if bytes.get(start + 1).map(u8::to_ascii_lowercase) != Some(written.as_bytes()[1]) {
+            continue;
+        }
+        if end <= bytes.len()
+            && bytes[start..end].eq_ignore_ascii_case(written.as_bytes())
+            && bytes.get(end).is_none_or(|&next| !is_word_byte(next))
+        {
+            push_unique(regions, normalised.to_owned());
+            return;
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

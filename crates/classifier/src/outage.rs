@@ -6,7 +6,7 @@
 //! planned maintenance, resolved or past incidents and questions about SLAs or
 //! status pages, enough evidence that it is happening now.
 
-use crate::rules::{OutageSettings, RuleEvaluation, Signal};
+use crate::rules::{OutageSettings, OutageSignal, RuleEvaluation};
 
 /// The outage decision and the figures behind it, for the reasons list.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,9 +21,9 @@ pub(crate) fn assess_outage(
     evaluation: &RuleEvaluation,
     settings: &OutageSettings,
 ) -> OutageAssessment {
-    let impact = evaluation.signal(Signal::OutageImpact);
-    let present = evaluation.signal(Signal::OutagePresent);
-    let not_ongoing = evaluation.signal(Signal::OutageNotOngoing);
+    let impact = evaluation.signal(OutageSignal::Impact);
+    let present = evaluation.signal(OutageSignal::Present);
+    let not_ongoing = evaluation.signal(OutageSignal::NotOngoing);
     let ongoing =
         impact >= settings.minimum_impact && impact + present - not_ongoing >= settings.threshold;
     OutageAssessment {

@@ -10,10 +10,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
-use supportd_core::{Category, InboundMessage};
+use supportd_core::{Category, Entities, InboundMessage};
 
 use crate::scores::CategoryScores;
 use crate::text::{MessageText, Section, SectionMask, is_word_character, normalise_phrase};
@@ -21,6 +21,22 @@ use crate::text::{MessageText, Section, SectionMask, is_word_character, normalis
 /// Compiled regexes may not grow beyond this (bytes of compiled program), so a
 /// pathological pattern in the config fails at startup instead of eating memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Lazy DFA cache per regex (set): large enough that it is not rebuilt per message.
+const REGEX_DFA_CACHE_LIMIT: usize = 8 << 20;
+
+/// Rule regexes run over the lower-cased message bytes with ASCII classes and word
+/// boundaries (`\w`, `\b`): the rules' words are ASCII, and Unicode classes would keep
+/// the regex engine off its fast DFA.
+fn regex_builder(pattern: &str) -> RegexBuilder {
+    let mut builder = RegexBuilder::new(pattern);
+    builder
+        .case_insensitive(true)
+        .unicode(false)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_CACHE_LIMIT);
+    builder
+}
 
 /// Why the rules file could not be loaded. Every variant names the file and the rule.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +78,47 @@ struct RulesFile {
     rules: Vec<RuleConfig>,
     #[serde(default, rename = "header_rule")]
     header_rules: Vec<HeaderRuleConfig>,
+    #[serde(default, rename = "entity_rule")]
+    entity_rules: Vec<EntityRuleConfig>,
+}
+
+/// Which kind of extracted entity an entity rule looks for.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum EntityKind {
+    SubscriptionIds,
+    TenantIds,
+    ResourceIds,
+    InvoiceNumbers,
+    Regions,
+    ErrorCodes,
+    MicrosoftCases,
+}
+
+impl EntityKind {
+    fn found(self, entities: &Entities) -> Option<&String> {
+        let list = match self {
+            EntityKind::SubscriptionIds => &entities.subscription_ids,
+            EntityKind::TenantIds => &entities.tenant_ids,
+            EntityKind::ResourceIds => &entities.resource_ids,
+            EntityKind::InvoiceNumbers => &entities.invoice_numbers,
+            EntityKind::Regions => &entities.regions,
+            EntityKind::ErrorCodes => &entities.error_codes,
+            EntityKind::MicrosoftCases => &entities.microsoft_cases,
+        };
+        list.first()
+    }
+}
+
+/// Adds weight when the message mentions an entity of a kind (a Microsoft case
+/// number, an invoice number, an error code).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntityRuleConfig {
+    name: String,
+    category: String,
+    weight: f32,
+    entity: EntityKind,
 }
 
 /// How rule scores become a decision.
@@ -77,6 +134,12 @@ pub(crate) struct ScoringSettings {
     pub(crate) forwarded_weight: f32,
     /// New text with fewer words than this ("see below") lets forwarded text count fully.
     pub(crate) short_new_text_words: usize,
+    /// Each further match of a rule's phrases in scope adds this fraction of its weight…
+    pub(crate) repeat_bonus: f32,
+    /// …up to this factor of its weight.
+    pub(crate) max_repeat_factor: f32,
+    /// Extra factor when the rule's phrases match in the subject (the sender's summary).
+    pub(crate) subject_bonus: f32,
 }
 
 /// When an outage report counts as ongoing (see outage.rs).
@@ -149,32 +212,32 @@ struct HeaderRuleConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Target {
     Category(Category),
-    Signal(Signal),
+    OutageSignal(OutageSignal),
 }
 
 /// Scores beside the categories, read by other signals (outage.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Signal {
+pub(crate) enum OutageSignal {
     /// Something is broken or unreachable for the sender.
-    OutageImpact,
+    Impact,
     /// It is happening now ("since 07:40", "right now", "still").
-    OutagePresent,
+    Present,
     /// Planned, resolved, past, or only a question.
-    OutageNotOngoing,
+    NotOngoing,
 }
 
-impl Signal {
-    pub(crate) const ALL: [Signal; 3] = [
-        Signal::OutageImpact,
-        Signal::OutagePresent,
-        Signal::OutageNotOngoing,
+impl OutageSignal {
+    pub(crate) const ALL: [OutageSignal; 3] = [
+        OutageSignal::Impact,
+        OutageSignal::Present,
+        OutageSignal::NotOngoing,
     ];
 
     fn slug(self) -> &'static str {
         match self {
-            Signal::OutageImpact => "outage-impact",
-            Signal::OutagePresent => "outage-present",
-            Signal::OutageNotOngoing => "outage-not-ongoing",
+            OutageSignal::Impact => "outage-impact",
+            OutageSignal::Present => "outage-present",
+            OutageSignal::NotOngoing => "outage-not-ongoing",
         }
     }
 }
@@ -215,23 +278,39 @@ struct PatternInfo {
 pub struct Rules {
     pub(crate) scoring: ScoringSettings,
     pub(crate) outage: OutageSettings,
-    automaton: AhoCorasick,
+    /// Every phrase and regex: run over subject, new text and forwarded text.
+    request_matcher: Matcher,
+    /// Only the phrases and regexes of `all`-scope rules: run over quoted history,
+    /// which is often most of a reply's bytes and matters to few rules.
+    history_matcher: Matcher,
     patterns: Vec<PatternInfo>,
     /// Pattern index -> the groups that contain it.
     pattern_groups: Vec<Vec<usize>>,
-    regex_set: RegexSet,
     regexes: Vec<Regex>,
     /// Regex index -> the group it belongs to.
     regex_groups: Vec<usize>,
     group_count: usize,
     rules: Vec<CompiledRule>,
     header_rules: Vec<CompiledHeaderRule>,
+    entity_rules: Vec<(String, Category, f32, EntityKind)>,
+}
+
+/// An automaton and a regex set over a subset of the patterns and regexes, with the
+/// map from their local indices to the global ones.
+#[derive(Debug)]
+struct Matcher {
+    automaton: AhoCorasick,
+    pattern_ids: Vec<usize>,
+    regex_set: RegexSet,
+    regex_ids: Vec<usize>,
 }
 
 /// Where a group matched: a bit per section, and the first span per section.
 #[derive(Debug, Clone, Copy, Default)]
 struct GroupHit {
     sections: SectionMask,
+    /// Matches per section.
+    counts: [u16; 4],
     spans: [Option<(u32, u32)>; 4],
 }
 
@@ -249,12 +328,12 @@ pub(crate) struct FiredRule {
 #[derive(Debug, Clone)]
 pub(crate) struct RuleEvaluation {
     pub(crate) category_scores: CategoryScores,
-    pub(crate) signals: [f32; Signal::ALL.len()],
+    pub(crate) signals: [f32; OutageSignal::ALL.len()],
     pub(crate) fired: Vec<FiredRule>,
 }
 
 impl RuleEvaluation {
-    pub(crate) fn signal(&self, signal: Signal) -> f32 {
+    pub(crate) fn signal(&self, signal: OutageSignal) -> f32 {
         self.signals[signal as usize]
     }
 }
@@ -275,6 +354,7 @@ impl Rules {
         &self,
         message_text: &MessageText,
         message: &InboundMessage,
+        entities: &Entities,
     ) -> RuleEvaluation {
         let hits = self.match_groups(message_text);
         let forwarded_factor = if message_text.new_text_words < self.scoring.short_new_text_words {
@@ -284,7 +364,7 @@ impl Rules {
         };
         let mut evaluation = RuleEvaluation {
             category_scores: CategoryScores::default(),
-            signals: [0.0; Signal::ALL.len()],
+            signals: [0.0; OutageSignal::ALL.len()],
             fired: Vec::new(),
         };
         for rule in &self.rules {
@@ -303,11 +383,21 @@ impl Rules {
                         continue;
                     }
                     let full = Section::Subject.bit() | Section::NewText.bit();
-                    let factor = if rule.scope == Scope::Request && sections & full == 0 {
+                    let mut factor = if rule.scope == Scope::Request && sections & full == 0 {
                         forwarded_factor
                     } else {
                         1.0
                     };
+                    let matches: u32 = Section::ALL
+                        .into_iter()
+                        .filter(|section| sections & section.bit() != 0)
+                        .map(|section| u32::from(hits[group].counts[section as usize]))
+                        .sum();
+                    factor *= (1.0 + self.scoring.repeat_bonus * matches.saturating_sub(1) as f32)
+                        .min(self.scoring.max_repeat_factor.max(1.0));
+                    if sections & Section::Subject.bit() != 0 {
+                        factor *= 1.0 + self.scoring.subject_bonus;
+                    }
                     (
                         factor,
                         self.evidence(rule, &hits[group], sections, message_text),
@@ -319,7 +409,7 @@ impl Rules {
                 Target::Category(category) => {
                     evaluation.category_scores.add(category, contribution)
                 }
-                Target::Signal(signal) => evaluation.signals[signal as usize] += contribution,
+                Target::OutageSignal(signal) => evaluation.signals[signal as usize] += contribution,
             }
             evaluation.fired.push(FiredRule {
                 name: rule.name.clone(),
@@ -329,6 +419,17 @@ impl Rules {
             });
         }
         self.evaluate_header_rules(message, &mut evaluation);
+        for (name, category, weight, kind) in &self.entity_rules {
+            if let Some(found) = kind.found(entities) {
+                evaluation.category_scores.add(*category, *weight);
+                evaluation.fired.push(FiredRule {
+                    name: name.clone(),
+                    target: Target::Category(*category),
+                    contribution: *weight,
+                    evidence: Some(found.clone()),
+                });
+            }
+        }
         evaluation
     }
 
@@ -363,12 +464,61 @@ impl Rules {
         }
     }
 
-    /// One pass of the automaton and one `RegexSet` run per section: where each group matched.
+    /// One pass of the request automaton over subject, new text and forwarded text,
+    /// one of the history automaton over quoted text, and a `RegexSet` run per section:
+    /// where each group matched.
     fn match_groups(&self, message_text: &MessageText) -> Vec<GroupHit> {
         let mut hits = vec![GroupHit::default(); self.group_count];
+        let request_end = message_text.ranges[Section::Forwarded as usize].1;
+        let (history_start, history_end) = message_text.ranges[Section::Quoted as usize];
+        self.match_phrases(
+            &self.request_matcher,
+            message_text,
+            0,
+            request_end,
+            &mut hits,
+        );
+        self.match_phrases(
+            &self.history_matcher,
+            message_text,
+            history_start,
+            history_end,
+            &mut hits,
+        );
+        for section in Section::ALL {
+            let matcher = if section == Section::Quoted {
+                &self.history_matcher
+            } else {
+                &self.request_matcher
+            };
+            let text = message_text.section_text(section);
+            if matcher.regex_ids.is_empty() || text.is_empty() {
+                continue;
+            }
+            for local in matcher.regex_set.matches(text.as_bytes()).iter() {
+                let hit = &mut hits[self.regex_groups[matcher.regex_ids[local]]];
+                hit.sections |= section.bit();
+                hit.counts[section as usize] = hit.counts[section as usize].saturating_add(1);
+            }
+        }
+        hits
+    }
+
+    fn match_phrases(
+        &self,
+        matcher: &Matcher,
+        message_text: &MessageText,
+        from: usize,
+        to: usize,
+        hits: &mut [GroupHit],
+    ) {
+        if from >= to || matcher.pattern_ids.is_empty() {
+            return;
+        }
         let buffer = message_text.buffer.as_str();
-        for found in self.automaton.find_overlapping_iter(buffer) {
-            let pattern = found.pattern().as_usize();
+        let input = aho_corasick::Input::new(buffer).range(from..to);
+        for found in matcher.automaton.find_overlapping_iter(input) {
+            let pattern = matcher.pattern_ids[found.pattern().as_usize()];
             let info = self.patterns[pattern];
             let (start, end) = (found.start(), found.end());
             if info.check_start
@@ -386,21 +536,10 @@ impl Rules {
             for &group in &self.pattern_groups[pattern] {
                 let hit = &mut hits[group];
                 hit.sections |= section.bit();
+                hit.counts[section as usize] = hit.counts[section as usize].saturating_add(1);
                 hit.spans[section as usize].get_or_insert((start as u32, end as u32));
             }
         }
-        if !self.regexes.is_empty() {
-            for section in Section::ALL {
-                let text = message_text.section_text(section);
-                if text.is_empty() {
-                    continue;
-                }
-                for regex in self.regex_set.matches(text).iter() {
-                    hits[self.regex_groups[regex]].sections |= section.bit();
-                }
-            }
-        }
-        hits
     }
 
     fn evidence(
@@ -419,8 +558,8 @@ impl Rules {
         let text = message_text.section_text(section);
         rule.regexes
             .iter()
-            .find_map(|&regex| self.regexes[regex].find(text))
-            .map(|found| found.as_str().to_owned())
+            .find_map(|&regex| self.regexes[regex].find(text.as_bytes()))
+            .map(|found| String::from_utf8_lossy(found.as_bytes()).into_owned())
     }
 
     /// The rule names, for tests and diagnostics.
@@ -504,6 +643,14 @@ impl<'a> RulesCompiler<'a> {
             }
             rules.push(self.compile_rule(rule)?);
         }
+        let mut entity_rules = Vec::with_capacity(file.entity_rules.len());
+        for rule in file.entity_rules {
+            if names.insert(rule.name.clone(), ()).is_some() {
+                return Err(self.rule_error(&rule.name, "name used twice".to_owned()));
+            }
+            let category = self.parse_category(&rule.name, &rule.category)?;
+            entity_rules.push((rule.name, category, rule.weight, rule.entity));
+        }
         let mut header_rules = Vec::with_capacity(file.header_rules.len());
         for rule in file.header_rules {
             if names.insert(rule.name.clone(), ()).is_some() {
@@ -528,33 +675,88 @@ impl<'a> RulesCompiler<'a> {
                     .collect(),
             });
         }
-        let automaton = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::Standard)
-            .build(&self.pattern_texts)
-            .map_err(|error| RulesError::Settings {
-                source_name: self.source_name.to_owned(),
-                reason: format!("phrase automaton: {error}"),
-            })?;
-        let regex_set = RegexSetBuilder::new(&self.regex_patterns)
-            .case_insensitive(true)
-            .size_limit(REGEX_SIZE_LIMIT * 8)
-            .build()
-            .map_err(|error| RulesError::Settings {
-                source_name: self.source_name.to_owned(),
-                reason: format!("regex set: {error}"),
-            })?;
+        let history_groups: Vec<bool> = {
+            let mut used = vec![false; self.group_count];
+            for rule in rules.iter().filter(|rule| rule.scope == Scope::All) {
+                for &group in rule
+                    .phrase_group
+                    .iter()
+                    .chain(&rule.requires)
+                    .chain(&rule.unless)
+                {
+                    used[group] = true;
+                }
+            }
+            used
+        };
+        let all_patterns: Vec<usize> = (0..self.pattern_texts.len()).collect();
+        let all_regexes: Vec<usize> = (0..self.regexes.len()).collect();
+        let history_patterns: Vec<usize> = all_patterns
+            .iter()
+            .copied()
+            .filter(|&pattern| {
+                self.pattern_groups[pattern]
+                    .iter()
+                    .any(|&group| history_groups[group])
+            })
+            .collect();
+        let history_regexes: Vec<usize> = all_regexes
+            .iter()
+            .copied()
+            .filter(|&regex| history_groups[self.regex_groups[regex]])
+            .collect();
+        let request_matcher = self.matcher(all_patterns, all_regexes)?;
+        let history_matcher = self.matcher(history_patterns, history_regexes)?;
         Ok(Rules {
             scoring: file.scoring,
             outage: file.outage,
-            automaton,
+            request_matcher,
+            history_matcher,
             patterns: self.patterns,
             pattern_groups: self.pattern_groups,
-            regex_set,
             regexes: self.regexes,
             regex_groups: self.regex_groups,
             group_count: self.group_count,
             rules,
             header_rules,
+            entity_rules,
+        })
+    }
+
+    fn matcher(
+        &self,
+        pattern_ids: Vec<usize>,
+        regex_ids: Vec<usize>,
+    ) -> Result<Matcher, RulesError> {
+        let automaton = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .prefilter(false)
+            .build(
+                pattern_ids
+                    .iter()
+                    .map(|&pattern| &self.pattern_texts[pattern]),
+            )
+            .map_err(|error| RulesError::Settings {
+                source_name: self.source_name.to_owned(),
+                reason: format!("phrase automaton: {error}"),
+            })?;
+        let regex_set =
+            RegexSetBuilder::new(regex_ids.iter().map(|&regex| &self.regex_patterns[regex]))
+                .case_insensitive(true)
+                .unicode(false)
+                .size_limit(REGEX_SIZE_LIMIT * 8)
+                .dfa_size_limit(REGEX_DFA_CACHE_LIMIT)
+                .build()
+                .map_err(|error| RulesError::Settings {
+                    source_name: self.source_name.to_owned(),
+                    reason: format!("regex set: {error}"),
+                })?;
+        Ok(Matcher {
+            automaton,
+            pattern_ids,
+            regex_set,
+            regex_ids,
         })
     }
 
@@ -564,7 +766,7 @@ impl<'a> RulesCompiler<'a> {
             reason: reason.to_owned(),
         };
         let scoring = &file.scoring;
-        if !(scoring.softmax_temperature > 0.0) {
+        if scoring.softmax_temperature.is_nan() || scoring.softmax_temperature <= 0.0 {
             return Err(settings_error("scoring.softmax_temperature must be > 0"));
         }
         if !(0.0..=1.0).contains(&scoring.forwarded_weight) {
@@ -650,8 +852,8 @@ impl<'a> RulesCompiler<'a> {
     fn compile_rule(&mut self, rule: RuleConfig) -> Result<CompiledRule, RulesError> {
         let target = match (&rule.category, &rule.signal) {
             (Some(category), None) => Target::Category(self.parse_category(&rule.name, category)?),
-            (None, Some(signal)) => Target::Signal(
-                Signal::ALL
+            (None, Some(signal)) => Target::OutageSignal(
+                OutageSignal::ALL
                     .into_iter()
                     .find(|candidate| candidate.slug() == signal)
                     .ok_or_else(|| {
@@ -659,7 +861,7 @@ impl<'a> RulesCompiler<'a> {
                             &rule.name,
                             format!(
                                 "unknown signal `{signal}` (expected one of: {})",
-                                Signal::ALL.map(Signal::slug).join(", ")
+                                OutageSignal::ALL.map(OutageSignal::slug).join(", ")
                             ),
                         )
                     })?,
@@ -695,16 +897,15 @@ impl<'a> RulesCompiler<'a> {
                 self.add_term(&rule.name, phrase, group)?;
             }
             for pattern in &rule.regexes {
-                let compiled = RegexBuilder::new(pattern)
-                    .case_insensitive(true)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .build()
-                    .map_err(|source| RulesError::Regex {
-                        source_name: self.source_name.to_owned(),
-                        rule: rule.name.clone(),
-                        pattern: pattern.clone(),
-                        source,
-                    })?;
+                let compiled =
+                    regex_builder(pattern)
+                        .build()
+                        .map_err(|source| RulesError::Regex {
+                            source_name: self.source_name.to_owned(),
+                            rule: rule.name.clone(),
+                            pattern: pattern.clone(),
+                            source,
+                        })?;
                 regexes.push(self.regexes.len());
                 self.regexes.push(compiled);
                 self.regex_patterns.push(pattern.clone());

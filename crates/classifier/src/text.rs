@@ -116,9 +116,44 @@ fn quoted_part<'a>(body_text: &'a str, new_text: &str) -> &'a str {
 /// broken over two lines still matches.
 pub(crate) fn push_normalised(buffer: &mut String, text: &str) {
     let mut last_was_space = true;
-    for character in text.chars() {
+    let mut rest = text;
+    while !rest.is_empty() {
+        // ASCII runs are copied byte by byte without decoding.
+        let ascii_length = rest
+            .bytes()
+            .position(|byte| !byte.is_ascii())
+            .unwrap_or(rest.len());
+        let ascii = &rest[..ascii_length];
+        let ascii_bytes = ascii.as_bytes();
+        let mut copied_up_to = 0;
+        for (position, &byte) in ascii_bytes.iter().enumerate() {
+            // Lower-case letters, digits and punctuation are copied in bulk below;
+            // only capitals and whitespace need handling here.
+            let is_space = byte.is_ascii_whitespace() || byte == 0x0b;
+            if !is_space && !byte.is_ascii_uppercase() {
+                last_was_space = false;
+                continue;
+            }
+            buffer.push_str(&ascii[copied_up_to..position]);
+            copied_up_to = position + 1;
+            if is_space {
+                if !last_was_space {
+                    buffer.push(' ');
+                    last_was_space = true;
+                }
+            } else {
+                last_was_space = false;
+                buffer.push(char::from(byte.to_ascii_lowercase()));
+            }
+        }
+        buffer.push_str(&ascii[copied_up_to..]);
+        rest = &rest[ascii_length..];
+        let Some(character) = rest.chars().next() else {
+            break;
+        };
+        rest = &rest[character.len_utf8()..];
         let character = match character {
-            '\u{2018}' | '\u{2019}' | '\u{201b}' | '\u{2032}' | '`' => '\'',
+            '\u{2018}' | '\u{2019}' | '\u{201b}' | '\u{2032}' => '\'',
             '\u{201c}' | '\u{201d}' | '\u{201e}' | '\u{2033}' => '"',
             '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' | '\u{2014}' | '\u{2212}' => '-',
             '\u{a0}' | '\u{2007}' | '\u{202f}' | '\u{200b}' => ' ',
@@ -129,12 +164,8 @@ pub(crate) fn push_normalised(buffer: &mut String, text: &str) {
                 buffer.push(' ');
                 last_was_space = true;
             }
-            continue;
-        }
-        last_was_space = false;
-        if character.is_ascii() {
-            buffer.push(character.to_ascii_lowercase());
         } else {
+            last_was_space = false;
             buffer.extend(character.to_lowercase());
         }
     }

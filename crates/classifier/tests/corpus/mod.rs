@@ -24,7 +24,7 @@ pub struct LabelledMessage {
 impl LabelledMessage {
     /// Files whose number is divisible by 5 are held out from rule writing.
     pub fn is_held_out(&self) -> bool {
-        self.number % 5 == 0
+        self.number.is_multiple_of(5)
     }
 }
 
