@@ -38,8 +38,11 @@
 //! - Ticket numbers start at 1001 and are never reused.
 //! - `audit_events` is append-only: no code updates or deletes it, and triggers
 //!   refuse it.
-//! - Enum columns hold the `slug()` of the supportd-core type, guarded by a CHECK;
-//!   the mapping is in `codec` and nowhere else.
+//! - Enum columns hold the `slug()` of the supportd-core type, guarded by a CHECK
+//!   (a test stores every slug); code binds slugs and reads them back with
+//!   `FromStr` (`codec`), and writes no status or priority literal in SQL.
+//! - Ingest decides in memory (`plan`, pure) from what one lookup per kind of key
+//!   found, then writes; the backend only fetches facts and stores steps.
 //! - The raw bytes of every message are kept, parsed or not.
 
 mod codec;

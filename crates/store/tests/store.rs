@@ -1105,3 +1105,71 @@ async fn sqlite_a_failing_item_rolls_back_the_whole_batch() {
     let outcomes = ingest(store, vec![batch[0].clone()]).await;
     assert_eq!(outcomes, vec![IngestOutcome::Created(cs(1001))]);
 }
+
+// ---------------------------------------------------------------------------
+// One mapping: every slug of the core enums is accepted by the schema
+
+async fn every_core_slug_round_trips(store: &Store) {
+    let items: Vec<IngestItem> = Category::ALL
+        .iter()
+        .enumerate()
+        .map(|(index, category)| {
+            let tier = Tier::ALL[index % Tier::ALL.len()];
+            let priority = Priority::ALL[index % Priority::ALL.len()];
+            let mut item = item_routed(
+                message(
+                    &format!("slug{index}@x"),
+                    category.slug(),
+                    "ann@contoso.com",
+                ),
+                route("platform-tier1", priority, T0),
+            );
+            if let IngestContent::Parsed {
+                classification: c,
+                route,
+                ..
+            } = &mut item.content
+            {
+                *c = classification(tier, *category);
+                c.account = Some(account("Contoso", None, Relationship::ALL[index % 3]));
+                route.actions = Action::ALL.to_vec();
+            }
+            item
+        })
+        .collect();
+    let outcomes = ingest(store, items.clone()).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, IngestOutcome::Created(_)))
+    );
+    for (item, outcome) in items.iter().zip(&outcomes) {
+        let detail = store.ticket(outcome.ticket_ref()).await.unwrap().unwrap();
+        let IngestContent::Parsed {
+            classification,
+            route,
+            ..
+        } = &item.content
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            detail.messages[0].classification.as_ref(),
+            Some(classification)
+        );
+        assert_eq!(&detail.routes[0].route, route);
+        assert_eq!(detail.ticket.priority, route.priority);
+    }
+    for status in TicketStatus::ALL {
+        store
+            .set_status(cs(1001), *status, "alice", T0)
+            .await
+            .unwrap();
+        let detail = store.ticket(cs(1001)).await.unwrap().unwrap();
+        assert_eq!(detail.ticket.status, *status);
+    }
+}
+store_test!(
+    every_core_slug_round_trips_sqlite,
+    every_core_slug_round_trips
+);

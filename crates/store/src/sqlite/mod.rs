@@ -235,19 +235,26 @@ impl SqliteStore {
     /// See [`crate::Store::queue_summaries_at`].
     pub async fn queue_summaries_at(&self, now: i64) -> Result<Vec<QueueSummary>, StoreError> {
         let doing = "summarising the queues";
+        // Status and priority slugs are bound, not written in the SQL: one mapping.
         let rows: Vec<QueueSummaryRow> = sqlx::query_as(
             "SELECT queue, \
-             SUM(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS open, \
-             SUM(CASE WHEN status = 'pending_customer' THEN 1 ELSE 0 END) AS pending_customer, \
-             MIN(CASE WHEN status = 'open' THEN created_at END) AS oldest_open_created_at, \
-             SUM(CASE WHEN status = 'open' AND first_response_due < ?1 THEN 1 ELSE 0 END) AS overdue, \
-             SUM(CASE WHEN status = 'open' AND priority = 'low' THEN 1 ELSE 0 END) AS open_low, \
-             SUM(CASE WHEN status = 'open' AND priority = 'normal' THEN 1 ELSE 0 END) AS open_normal, \
-             SUM(CASE WHEN status = 'open' AND priority = 'high' THEN 1 ELSE 0 END) AS open_high, \
-             SUM(CASE WHEN status = 'open' AND priority = 'urgent' THEN 1 ELSE 0 END) AS open_urgent \
+             SUM(CASE WHEN status = ?2 THEN 1 ELSE 0 END) AS open, \
+             SUM(CASE WHEN status = ?3 THEN 1 ELSE 0 END) AS pending_customer, \
+             MIN(CASE WHEN status = ?2 THEN created_at END) AS oldest_open_created_at, \
+             SUM(CASE WHEN status = ?2 AND first_response_due < ?1 THEN 1 ELSE 0 END) AS overdue, \
+             SUM(CASE WHEN status = ?2 AND priority = ?4 THEN 1 ELSE 0 END) AS open_low, \
+             SUM(CASE WHEN status = ?2 AND priority = ?5 THEN 1 ELSE 0 END) AS open_normal, \
+             SUM(CASE WHEN status = ?2 AND priority = ?6 THEN 1 ELSE 0 END) AS open_high, \
+             SUM(CASE WHEN status = ?2 AND priority = ?7 THEN 1 ELSE 0 END) AS open_urgent \
              FROM tickets GROUP BY queue ORDER BY queue",
         )
         .bind(now)
+        .bind(TicketStatus::Open.slug())
+        .bind(TicketStatus::PendingCustomer.slug())
+        .bind(PRIORITIES[0].slug())
+        .bind(PRIORITIES[1].slug())
+        .bind(PRIORITIES[2].slug())
+        .bind(PRIORITIES[3].slug())
         .fetch_all(&self.pool)
         .await
         .map_err(self.error(doing))?;
