@@ -564,3 +564,57 @@ async fn dovecot_killed_breaks_the_session_and_restart_keeps_the_mail() {
     let mut session = connect(&account).await.expect("connect after restart");
     session.select("INBOX").await.expect("select");
 }
+
+#[tokio::test]
+async fn without_idle_and_move_it_polls_and_copies() {
+    let dovecot = Dovecot::start_without_capabilities(&["IDLE", "MOVE"]);
+    for number in 1..=3 {
+        dovecot.deliver(SUPPORT_USER, &message(number));
+    }
+    let mut account = plain_account(&dovecot);
+    account.poll_interval = Duration::from_millis(300);
+    let mut session = connect(&account).await.expect("connect");
+    let capabilities = session.capabilities();
+    assert!(!capabilities.idle && !capabilities.move_command && capabilities.uidplus);
+    let folder = session.select("INBOX").await.expect("select");
+    assert!(!folder.has_idle && !folder.has_move);
+    assert_eq!(
+        uids(&session.fetch_after(0, 10).await.expect("fetch")),
+        [1, 2, 3]
+    );
+
+    // COPY + \Deleted + UID EXPUNGE, touching only the given UIDs.
+    session
+        .acknowledge(&[1, 3], &Acknowledge::MoveTo("Processed".to_owned()))
+        .await
+        .expect("move by copy");
+    assert_eq!(
+        dovecot.mailbox_status(SUPPORT_USER, "Processed", "messages"),
+        2
+    );
+    assert_eq!(dovecot.flags(SUPPORT_USER, "INBOX").len(), 1);
+    assert_eq!(dovecot.flags(SUPPORT_USER, "INBOX")[0].0, 2);
+
+    // No news: one poll interval, then Timeout.
+    let started = Instant::now();
+    let outcome = session
+        .idle_wait(Duration::from_secs(30), std::future::pending())
+        .await
+        .expect("poll");
+    assert_eq!(outcome, IdleOutcome::Timeout);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // New mail is found by the poll's NOOP, within a few intervals.
+    dovecot.deliver(SUPPORT_USER, &message(4));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while session
+        .idle_wait(Duration::from_secs(30), std::future::pending())
+        .await
+        .expect("poll")
+        != IdleOutcome::NewMail
+    {
+        assert!(Instant::now() < deadline, "the poll never saw the new mail");
+    }
+    assert_eq!(uids(&session.fetch_after(3, 10).await.expect("fetch")), [4]);
+}

@@ -40,6 +40,8 @@ const MAIL_GID: u32 = 5000;
 /// A running Dovecot. Dropping it stops the server and removes its files.
 pub struct Dovecot {
     directory: tempfile::TempDir,
+    /// Set to advertise fewer capabilities than Dovecot has (`imap_capability`).
+    capabilities: Option<String>,
     child: Option<Child>,
     plain_port: u16,
     tls_port: u16,
@@ -51,6 +53,20 @@ impl Dovecot {
     /// once it accepts connections. Panics (it is test set-up) when Dovecot
     /// is not installed or does not come up.
     pub fn start() -> Dovecot {
+        Dovecot::start_with_capabilities(None)
+    }
+
+    /// Like [`Dovecot::start`], but the server does not advertise these
+    /// capabilities (such as `IDLE` or `MOVE`), to test a client's fallbacks.
+    pub fn start_without_capabilities(hidden: &[&str]) -> Dovecot {
+        let advertised: Vec<&str> = DOVECOT_CAPABILITIES
+            .split_whitespace()
+            .filter(|capability| !hidden.contains(capability))
+            .collect();
+        Dovecot::start_with_capabilities(Some(advertised.join(" ")))
+    }
+
+    fn start_with_capabilities(capabilities: Option<String>) -> Dovecot {
         let directory = tempfile::Builder::new()
             .prefix("supportd-dovecot-")
             .tempdir()
@@ -81,6 +97,7 @@ impl Dovecot {
 
         let mut dovecot = Dovecot {
             directory,
+            capabilities,
             child: None,
             plain_port: 0,
             tls_port: 0,
@@ -201,10 +218,14 @@ impl Dovecot {
             libc::kill(-group, libc::SIGKILL);
         }
         child.wait().expect("reap Dovecot");
-        wait_for_group_exit(group, Duration::from_secs(10));
+        assert!(
+            wait_for_group_exit(group, Duration::from_secs(10)),
+            "Dovecot processes of group {group} still alive 10 s after SIGKILL"
+        );
     }
 
-    /// Stops Dovecot with SIGTERM (it ends its children), SIGKILL after 10 s.
+    /// Stops Dovecot with SIGTERM (SIGKILL after 10 s), then ends what is
+    /// left of its process group: the processes of still-open sessions.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
@@ -231,7 +252,16 @@ impl Dovecot {
                 }
             }
         }
-        wait_for_group_exit(group, Duration::from_secs(10));
+        // Processes still serving sessions outlive the master by seconds
+        // (with the log and stats processes they use): end them now.
+        // SAFETY: signals what is left of our child's process group.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
+        // Not an assert: this also runs in Drop, maybe while unwinding.
+        if !wait_for_group_exit(group, Duration::from_secs(10)) {
+            eprintln!("Dovecot processes of group {group} still alive 10 s after stopping");
+        }
     }
 
     /// Puts a message into `user`'s INBOX the way a local delivery agent
@@ -438,6 +468,11 @@ impl Dovecot {
             .expect("chmod oauth2 config");
         let plain_port = self.plain_port;
         let tls_port = self.tls_port;
+        let capabilities = self
+            .capabilities
+            .as_ref()
+            .map(|capabilities| format!("imap_capability = {capabilities}\n"))
+            .unwrap_or_default();
         let config = format!(
             r#"# Written by the supportd test harness; every path is under {dir}.
 base_dir = {dir}/run
@@ -456,7 +491,7 @@ auth_failure_delay = 0
 first_valid_uid = {MAIL_UID}
 mail_location = maildir:~/Maildir
 mail_fsync = never
-passdb {{
+{capabilities}passdb {{
   driver = passwd-file
   args = scheme=PLAIN {dir}/users
   mechanisms = plain login
@@ -469,6 +504,13 @@ passdb {{
 userdb {{
   driver = static
   args = uid={MAIL_UID} gid={MAIL_GID} home={dir}/mail/%n allow_all_users=yes
+}}
+# Every test client is 127.0.0.1: without this, one failed login (a test of
+# refusal) would delay every later login from loopback by 2 s and more.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 service imap-login {{
   inet_listener imap {{
@@ -541,6 +583,13 @@ impl Drop for Dovecot {
     }
 }
 
+/// What Dovecot 2.3 advertises after login, for `imap_capability`.
+const DOVECOT_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT \
+    SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL \
+    CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC \
+    ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY \
+    PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE";
+
 /// A port that was free a moment ago.
 fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -551,15 +600,18 @@ fn free_port() -> u16 {
 
 /// Waits until no live (non-zombie) process is left in `group`: PID 1
 /// reaps orphans only every second or two, and a zombie holds no port.
-fn wait_for_group_exit(group: libc::pid_t, timeout: Duration) {
+/// False if some are still alive at the deadline.
+fn wait_for_group_exit(group: libc::pid_t, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
+    loop {
         if !group_has_live_process(group) {
-            return;
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("processes of Dovecot's group {group} still alive after {timeout:?}");
 }
 
 fn group_has_live_process(group: libc::pid_t) -> bool {

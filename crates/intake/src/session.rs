@@ -108,6 +108,12 @@ pub struct Session {
     quarantine_folder: String,
     /// The folder of the last successful `select`.
     selected: Option<String>,
+    /// Messages in the selected folder as the server last told us (EXISTS
+    /// minus EXPUNGEs): an EXISTS above it is new mail, one equal to it is not.
+    exists: u32,
+    /// An announcement of new mail seen while doing something else, for the
+    /// next `idle_wait`.
+    new_mail_announced: bool,
     /// Folders created or found existing, so acknowledging creates each once.
     known_folders: HashSet<String>,
 }
@@ -176,6 +182,8 @@ pub async fn connect(account: &ImapAccount) -> Result<Session, IntakeError> {
         max_message_bytes: account.max_message_bytes,
         quarantine_folder: account.quarantine_folder.clone(),
         selected: None,
+        exists: 0,
+        new_mail_announced: false,
         known_folders: HashSet::new(),
     })
 }
@@ -342,12 +350,14 @@ impl Session {
             )),
         })?;
         self.selected = Some(folder.to_owned());
+        self.exists = mailbox.exists;
         self.known_folders.insert(folder.to_owned());
         let uidnext = match mailbox.uid_next {
             Some(uidnext) => uidnext,
             None => self.highest_uid().await? + 1,
         };
         self.drain_unsolicited();
+        self.new_mail_announced = false;
         Ok(FolderState {
             folder: folder.to_owned(),
             uidvalidity,
@@ -402,6 +412,7 @@ impl Session {
         let result = within(timeout, "NOOP", imap.noop()).await;
         self.checked(result)?;
         self.drain_unsolicited();
+        self.new_mail_announced = false;
         // SEARCH first, so a batch costs O(batch), not O(everything waiting).
         let imap = self.imap()?;
         let result = within(
@@ -602,7 +613,10 @@ impl Session {
         if self.capabilities.move_command {
             let imap = self.imap()?;
             let result = within(timeout, "UID MOVE", imap.uid_mv(&set, folder)).await;
-            return self.checked(result);
+            self.checked(result)?;
+            // Keeps the message count in step with the EXPUNGEs MOVE caused.
+            self.drain_unsolicited();
+            return Ok(());
         }
         let imap = self.imap()?;
         let result = within(timeout, "UID COPY", imap.uid_copy(&set, folder)).await;
@@ -610,7 +624,7 @@ impl Session {
         self.add_flag(uids, "\\Deleted").await?;
         let uidplus = self.capabilities.uidplus;
         let imap = self.imap()?;
-        let result = if uidplus {
+        let expunged = if uidplus {
             within(timeout, "UID EXPUNGE", async {
                 imap.uid_expunge(&set)
                     .await?
@@ -627,7 +641,10 @@ impl Session {
             })
             .await
         };
-        self.checked(result).map(drop)
+        let expunged = self.checked(expunged)?;
+        let expunged_count = u32::try_from(expunged.len()).unwrap_or(u32::MAX);
+        self.exists = self.exists.saturating_sub(expunged_count);
+        Ok(())
     }
 
     /// Creates `folder` unless it is known to exist.
@@ -653,22 +670,21 @@ impl Session {
         Ok(())
     }
 
-    /// Empties the queue of responses the server sent on its own, and says
-    /// whether one of them announced new mail.
-    fn drain_unsolicited(&mut self) -> bool {
+    /// Empties the queue of responses the server sent on its own, noting
+    /// an announcement of new mail in `new_mail_announced`.
+    fn drain_unsolicited(&mut self) {
         let Some(imap) = self.inner.as_mut() else {
-            return false;
+            return;
         };
-        let mut new_mail = false;
         while let Ok(response) = imap.unsolicited_responses.try_recv() {
-            if matches!(
-                response,
-                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-            ) {
-                new_mail = true;
-            }
+            self.new_mail_announced |= note_response(&mut self.exists, &response);
         }
-        new_mail
+    }
+
+    /// Whether new mail was announced since the last call.
+    fn take_new_mail_announcement(&mut self) -> bool {
+        self.drain_unsolicited();
+        std::mem::take(&mut self.new_mail_announced)
     }
 
     /// Waits until the server announces new mail in the selected folder,
@@ -683,7 +699,7 @@ impl Session {
         cancel: impl Future<Output = ()>,
     ) -> Result<IdleOutcome, IntakeError> {
         self.require_selected("IDLE")?;
-        if self.drain_unsolicited() {
+        if self.take_new_mail_announcement() {
             return Ok(IdleOutcome::NewMail);
         }
         let mut cancel = std::pin::pin!(cancel);
@@ -698,7 +714,7 @@ impl Session {
             let imap = self.imap()?;
             let result = within(command_timeout, "NOOP", imap.noop()).await;
             self.checked(result)?;
-            return Ok(if self.drain_unsolicited() {
+            return Ok(if self.take_new_mail_announcement() {
                 IdleOutcome::NewMail
             } else {
                 IdleOutcome::Timeout
@@ -723,12 +739,7 @@ impl Session {
         // Mail that arrived before IDLE began is announced before "+ idling".
         let mut announced_before_idle = false;
         while let Ok(response) = unsolicited.try_recv() {
-            if matches!(
-                response,
-                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-            ) {
-                announced_before_idle = true;
-            }
+            announced_before_idle |= note_response(&mut self.exists, &response);
         }
         let outcome = loop {
             if announced_before_idle {
@@ -745,10 +756,14 @@ impl Session {
             };
             match response {
                 Ok(async_imap::extensions::idle::IdleResponse::NewData(data)) => {
-                    if matches!(
-                        data.parsed(),
-                        Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_))
-                    ) {
+                    let response = match data.parsed() {
+                        Response::MailboxData(MailboxDatum::Exists(count)) => {
+                            UnsolicitedResponse::Exists(*count)
+                        }
+                        Response::Expunge(sequence) => UnsolicitedResponse::Expunge(*sequence),
+                        _ => continue,
+                    };
+                    if note_response(&mut self.exists, &response) {
                         break IdleOutcome::NewMail;
                     }
                 }
@@ -770,7 +785,11 @@ impl Session {
             }
         }
         // EXISTS that came with the end of IDLE counts too.
-        if self.drain_unsolicited() && outcome == IdleOutcome::Timeout {
+        self.drain_unsolicited();
+        if outcome == IdleOutcome::Cancelled {
+            return Ok(outcome);
+        }
+        if std::mem::take(&mut self.new_mail_announced) {
             return Ok(IdleOutcome::NewMail);
         }
         Ok(outcome)
@@ -787,3 +806,20 @@ impl Session {
 /// Upper bound on the bytes of whole messages one `fetch_after` returns
 /// (unless one message alone is larger).
 const BATCH_BYTE_BUDGET: u64 = 32 * 1024 * 1024;
+
+/// Keeps `exists` in step with what the server announces; true when the
+/// announcement is new mail (EXISTS above what we knew).
+fn note_response(exists: &mut u32, response: &UnsolicitedResponse) -> bool {
+    match response {
+        UnsolicitedResponse::Exists(count) => {
+            let new_mail = *count > *exists;
+            *exists = *count;
+            new_mail
+        }
+        UnsolicitedResponse::Expunge(_) => {
+            *exists = exists.saturating_sub(1);
+            false
+        }
+        _ => false,
+    }
+}
