@@ -45,8 +45,12 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating the file and its parent directories when missing) the
-    /// database at `path`, in WAL mode with `synchronous=NORMAL`, a busy
+    /// database at `path`, in WAL mode with `synchronous=FULL`, a busy
     /// timeout and foreign keys enforced. Does not migrate.
+    ///
+    /// FULL, not NORMAL: a source is acknowledged (IMAP message moved, drop
+    /// file renamed) as soon as the commit returns, so the commit must survive
+    /// a power cut. The cost is one fsync per batch, not per message.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let database = path.display().to_string();
         let doing = "opening the database";
@@ -61,7 +65,7 @@ impl SqliteStore {
             .filename(PathBuf::from(path))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             .pragma("cache_size", CACHE_SIZE)
