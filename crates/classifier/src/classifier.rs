@@ -51,7 +51,10 @@ impl Classifier {
         let confidence;
         if best_score < scoring.minimum_score {
             category = scoring.fallback_category;
-            confidence = 1.0 - scores.probability(scores.best().0, scoring.softmax_temperature);
+            // As sure as if the fallback had scored the minimum.
+            let mut with_fallback = scores;
+            with_fallback.add(category, scoring.minimum_score);
+            confidence = with_fallback.probability(category, scoring.softmax_temperature);
             reasons.push(format!(
                 "category {category}: fallback, best score {best_score:.1} is below {:.1}",
                 scoring.minimum_score
@@ -71,21 +74,19 @@ impl Classifier {
 
         let tier = tier_resolution.tier;
         let in_scope = in_scope(tier, category);
-        let microsoft = in_scope
-            && match category {
-                Category::MicrosoftEscalation => true,
-                Category::ServiceAvailability => {
-                    let outage = assess_outage(&evaluation, &self.rules.outage);
-                    reasons.push(outage.describe());
-                    for fired in &evaluation.fired {
-                        if let Target::OutageSignal(signal) = fired.target {
-                            reasons.push(describe_rule(&format!("{signal:?}"), fired));
-                        }
-                    }
-                    outage.ongoing
+        // The outage figures are explained for every service-availability mail, in
+        // scope or not, so a reader sees why the Microsoft queue was or was not chosen.
+        let ongoing_outage = category == Category::ServiceAvailability && {
+            let outage = assess_outage(&evaluation, &self.rules.outage);
+            reasons.push(outage.describe());
+            for fired in &evaluation.fired {
+                if let Target::OutageSignal(signal) = fired.target {
+                    reasons.push(describe_rule(signal.slug(), fired));
                 }
-                _ => false,
-            };
+            }
+            outage.ongoing
+        };
+        let microsoft = in_scope && (category == Category::MicrosoftEscalation || ongoing_outage);
         if tier == Tier::Unmanaged || !in_scope {
             reasons.push(format!(
                 "in_scope false: {category} is not covered for tier {tier}"

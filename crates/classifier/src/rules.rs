@@ -233,7 +233,7 @@ impl OutageSignal {
         OutageSignal::NotOngoing,
     ];
 
-    fn slug(self) -> &'static str {
+    pub(crate) fn slug(self) -> &'static str {
         match self {
             OutageSignal::Impact => "outage-impact",
             OutageSignal::Present => "outage-present",
@@ -932,5 +932,65 @@ impl<'a> RulesCompiler<'a> {
             unless,
             regexes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "[scoring]\nsoftmax_temperature = 1.0\nminimum_score = 1.0\nfallback_category = \"other\"\nforwarded_weight = 0.5\nshort_new_text_words = 10\nrepeat_bonus = 0.0\nmax_repeat_factor = 1.0\nsubject_bonus = 0.0\n[outage]\nminimum_impact = 1.0\nthreshold = 1.0\n";
+
+    fn load(rules: &str) -> Result<Rules, RulesError> {
+        Rules::from_toml(&format!("{HEAD}{rules}"), "classifier.toml")
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let error = load(
+            "[[rule]]\nname = \"a\"\ncategory = \"billing\"\nweight = 1.0\nphrase = [\"x\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("unknown field `phrase`"), "{error}");
+        assert!(error.starts_with("classifier.toml"), "{error}");
+    }
+
+    #[test]
+    fn bad_regex_unknown_category_and_lexicon_name_the_rule() {
+        let error = load("[[rule]]\nname = \"broken\"\ncategory = \"billing\"\nweight = 1.0\nregexes = [\"(unclosed\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("rule `broken`: regex `(unclosed`"),
+            "{error}"
+        );
+        let error = load(
+            "[[rule]]\nname = \"typo\"\ncategory = \"biling\"\nweight = 1.0\nphrases = [\"x\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("rule `typo`: unknown category `biling`"),
+            "{error}"
+        );
+        let error = load("[[rule]]\nname = \"lex\"\ncategory = \"billing\"\nweight = 1.0\nphrases = [\"@nope\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("rule `lex`: unknown lexicon `@nope`"),
+            "{error}"
+        );
+        let error = load("[[rule]]\nname = \"huge\"\ncategory = \"billing\"\nweight = 1.0\nregexes = [\"(?u:\\\\w{500})\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("rule `huge`"), "{error}");
+    }
+
+    #[test]
+    fn the_shipped_rules_compile() {
+        let text = include_str!("../../../config/classifier.toml");
+        let rules = Rules::from_toml(text, "classifier.toml").unwrap();
+        assert!(rules.rule_names().count() > 40);
     }
 }
