@@ -786,12 +786,16 @@ impl Session {
         }
         // EXISTS that came with the end of IDLE counts too.
         self.drain_unsolicited();
-        if outcome == IdleOutcome::Cancelled {
-            return Ok(outcome);
+        let outcome =
+            if outcome == IdleOutcome::Timeout && std::mem::take(&mut self.new_mail_announced) {
+                IdleOutcome::NewMail
+            } else {
+                outcome
+            };
+        if outcome == IdleOutcome::NewMail {
+            self.new_mail_announced = false;
         }
-        if std::mem::take(&mut self.new_mail_announced) {
-            return Ok(IdleOutcome::NewMail);
-        }
+        tracing::debug!(?outcome, "IDLE ended.");
         Ok(outcome)
     }
 
@@ -821,5 +825,43 @@ fn note_response(exists: &mut u32, response: &UnsolicitedResponse) -> bool {
             false
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_exists_above_the_known_count_is_new_mail() {
+        let mut exists = 3;
+        assert!(!note_response(&mut exists, &UnsolicitedResponse::Exists(3)));
+        assert!(!note_response(&mut exists, &UnsolicitedResponse::Recent(1)));
+        assert!(!note_response(
+            &mut exists,
+            &UnsolicitedResponse::Expunge(1)
+        ));
+        assert_eq!(exists, 2);
+        // One expunged elsewhere and one delivered: the count is back to 3,
+        // and that is news.
+        assert!(note_response(&mut exists, &UnsolicitedResponse::Exists(3)));
+        assert!(!note_response(&mut exists, &UnsolicitedResponse::Exists(3)));
+        let mut empty = 0;
+        assert!(!note_response(&mut empty, &UnsolicitedResponse::Expunge(1)));
+        assert_eq!(empty, 0);
+    }
+
+    #[test]
+    fn fetched_message_debug_never_shows_mail() {
+        let message = FetchedMessage {
+            uid: 7,
+            size: 12,
+            raw: Some(b"secret body!".to_vec()),
+            header: None,
+            internal_date: None,
+        };
+        let debug = format!("{message:?}");
+        assert!(!debug.contains("secret"), "{debug}");
+        assert!(debug.contains("raw_bytes: Some(12)"), "{debug}");
     }
 }
