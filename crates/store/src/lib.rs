@@ -29,7 +29,8 @@
 //! `messages` (parsed fields, idempotency keys, source position) ← `raw_messages`
 //! (the bytes), `attachments` (metadata), `classifications` (one per parsed
 //! message); `route_decisions` and `audit_events` hang off the ticket;
-//! `accounts` stands alone. Times are Unix seconds, lists JSON text.
+//! `accounts` and `mailbox_checkpoints` (IMAP position per folder) stand
+//! alone. Times are Unix seconds, lists JSON text.
 //!
 //! # Invariants
 //!
@@ -58,9 +59,9 @@ use supportd_core::{AccountRecord, TicketRef, TicketStatus};
 
 pub use error::StoreError;
 pub use model::{
-    AuditEvent, AuditKind, ImapUid, IngestContent, IngestItem, IngestOutcome, ParseSourceKindError,
-    QueueQuery, QueueSummary, SourceKind, SourcePosition, StoredMessage, StoredRoute, TicketDetail,
-    TicketLabels, TicketOrder, TicketSummary,
+    AuditEvent, AuditKind, Checkpoint, ImapUid, IngestContent, IngestItem, IngestOutcome,
+    ParseSourceKindError, QueueQuery, QueueSummary, SourceKind, SourcePosition, StoredMessage,
+    StoredRoute, TicketDetail, TicketLabels, TicketOrder, TicketSummary,
 };
 pub use sqlite::SqliteStore;
 
@@ -146,7 +147,33 @@ impl Store {
         items: &[IngestItem],
     ) -> Result<Vec<IngestOutcome>, StoreError> {
         match self {
-            Store::Sqlite(store) => store.ingest_batch(items).await,
+            Store::Sqlite(store) => store.ingest_batch(items, None).await,
+        }
+    }
+
+    /// [`Store::ingest_batch`] for an IMAP folder: also moves the folder's
+    /// [`Checkpoint`] in the same transaction, so the checkpoint and the tickets
+    /// it covers commit together or not at all. With no items, only the
+    /// checkpoint is written (the `start = now` position of a new folder, or a
+    /// new UIDVALIDITY).
+    pub async fn ingest_batch_with_checkpoint(
+        &self,
+        items: &[IngestItem],
+        checkpoint: &Checkpoint,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.ingest_batch(items, Some(checkpoint)).await,
+        }
+    }
+
+    /// Where intake stands in `folder` of `mailbox`; `None` before the first batch.
+    pub async fn checkpoint(
+        &self,
+        mailbox: &str,
+        folder: &str,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.checkpoint(mailbox, folder).await,
         }
     }
 

@@ -402,3 +402,15 @@ impl Serialize for AuditKind {
         serializer.serialize_str(self.slug())
     }
 }
+
+/// How far intake has read one IMAP folder. Saved in the transaction of the batch
+/// it covers, so it never runs ahead of what is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The mailbox (account) name from the configuration.
+    pub mailbox: String,
+    pub folder: String,
+    pub uidvalidity: u32,
+    /// Every message up to this UID is stored (or was skipped by the start option).
+    pub last_uid: u32,
+}

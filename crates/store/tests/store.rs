@@ -10,8 +10,8 @@ use supportd_core::{
     MessageFlags, Priority, QueueName, Relationship, RouteDecision, TicketRef, TicketStatus, Tier,
 };
 use supportd_store::{
-    AuditKind, IngestContent, IngestItem, IngestOutcome, QueueQuery, SourceKind, SourcePosition,
-    Store, StoreError, TicketOrder,
+    AuditKind, Checkpoint, IngestContent, IngestItem, IngestOutcome, QueueQuery, SourceKind,
+    SourcePosition, Store, StoreError, TicketOrder,
 };
 use tempfile::TempDir;
 
@@ -385,6 +385,54 @@ async fn an_imap_position_already_stored_is_a_duplicate(store: &Store) {
 store_test!(
     an_imap_position_already_stored_is_a_duplicate_sqlite,
     an_imap_position_already_stored_is_a_duplicate
+);
+
+async fn checkpoint_moves_with_its_batch_and_only_then(store: &Store) {
+    assert_eq!(store.checkpoint("support", "INBOX").await.unwrap(), None);
+    let checkpoint = |uidvalidity, last_uid| Checkpoint {
+        mailbox: "support".into(),
+        folder: "INBOX".into(),
+        uidvalidity,
+        last_uid,
+    };
+    // The `start = now` position of a new folder: no items, only the checkpoint.
+    store
+        .ingest_batch_with_checkpoint(&[], &checkpoint(42, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.checkpoint("support", "INBOX").await.unwrap(),
+        Some(checkpoint(42, 10))
+    );
+    let mut first = item(message("c1@x", "Invoice", "ann@contoso.com"));
+    first.source = SourcePosition::imap("support/INBOX", 42, 11);
+    let outcomes = store
+        .ingest_batch_with_checkpoint(&[first], &checkpoint(42, 11))
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![IngestOutcome::Created(cs(1001))]);
+    assert_eq!(
+        store.checkpoint("support", "INBOX").await.unwrap(),
+        Some(checkpoint(42, 11))
+    );
+    // Another folder keeps its own position.
+    assert_eq!(
+        store.checkpoint("support", "Escalations").await.unwrap(),
+        None
+    );
+    // A new UIDVALIDITY replaces the old position.
+    store
+        .ingest_batch_with_checkpoint(&[], &checkpoint(43, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.checkpoint("support", "INBOX").await.unwrap(),
+        Some(checkpoint(43, 0))
+    );
+}
+store_test!(
+    checkpoint_moves_with_its_batch_and_only_then_sqlite,
+    checkpoint_moves_with_its_batch_and_only_then
 );
 
 // ---------------------------------------------------------------------------
@@ -1100,6 +1148,19 @@ async fn sqlite_a_failing_item_rolls_back_the_whole_batch() {
     );
     assert_eq!(store.ticket(cs(1001)).await.unwrap(), None);
     assert_eq!(store.queue_summaries().await.unwrap(), vec![]);
+
+    // A checkpoint in a failing batch does not move either.
+    let checkpoint = Checkpoint {
+        mailbox: "support".into(),
+        folder: "INBOX".into(),
+        uidvalidity: 7,
+        last_uid: 2,
+    };
+    store
+        .ingest_batch_with_checkpoint(&batch, &checkpoint)
+        .await
+        .unwrap_err();
+    assert_eq!(store.checkpoint("support", "INBOX").await.unwrap(), None);
 
     // Nothing was consumed: the same first item now creates CS-1001.
     let outcomes = ingest(store, vec![batch[0].clone()]).await;

@@ -16,7 +16,8 @@ use supportd_core::{AccountRecord, Priority, TicketRef, TicketStatus};
 use crate::codec::{self, to_i64};
 use crate::error::StoreError;
 use crate::model::{
-    IngestItem, IngestOutcome, QueueQuery, QueueSummary, TicketDetail, TicketOrder, TicketSummary,
+    Checkpoint, IngestItem, IngestOutcome, QueueQuery, QueueSummary, TicketDetail, TicketOrder,
+    TicketSummary,
 };
 use crate::plan;
 use rows::{AccountRow, AttachmentRow, AuditRow, MessageRow, QueueSummaryRow, RouteRow, TicketRow};
@@ -111,9 +112,10 @@ impl SqliteStore {
     pub async fn ingest_batch(
         &self,
         items: &[IngestItem],
+        checkpoint: Option<&Checkpoint>,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
         let doing = "ingesting a batch of messages";
-        if items.is_empty() {
+        if items.is_empty() && checkpoint.is_none() {
             return Ok(Vec::new());
         }
         let mut transaction = self
@@ -135,8 +137,52 @@ impl SqliteStore {
                 .map_err(self.error(doing))?;
             outcomes.push(outcome);
         }
+        if let Some(checkpoint) = checkpoint {
+            write_checkpoint(
+                &mut transaction,
+                checkpoint,
+                items.first().map(|item| item.received_at),
+            )
+            .await
+            .map_err(self.error(doing))?;
+        }
         transaction.commit().await.map_err(self.error(doing))?;
         Ok(outcomes)
+    }
+
+    /// See [`crate::Store::checkpoint`].
+    pub async fn checkpoint(
+        &self,
+        mailbox: &str,
+        folder: &str,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        let doing = "reading a mailbox checkpoint";
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT uidvalidity, last_uid FROM mailbox_checkpoints WHERE mailbox = ?1 AND folder = ?2",
+        )
+        .bind(mailbox)
+        .bind(folder)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.error(doing))?;
+        row.map(|(uidvalidity, last_uid)| {
+            let uid = |value: i64, column: &str| {
+                u32::try_from(value).map_err(|_| {
+                    StoreError::corrupt(
+                        &self.database,
+                        doing,
+                        format!("mailbox_checkpoints.{column} holds {value}"),
+                    )
+                })
+            };
+            Ok(Checkpoint {
+                mailbox: mailbox.to_owned(),
+                folder: folder.to_owned(),
+                uidvalidity: uid(uidvalidity, "uidvalidity")?,
+                last_uid: uid(last_uid, "last_uid")?,
+            })
+        })
+        .transpose()
     }
 
     /// See [`crate::Store::set_status`].
@@ -383,3 +429,26 @@ pub(crate) const PRIORITIES: [Priority; 4] = [
     Priority::High,
     Priority::Urgent,
 ];
+
+/// Inserts or moves the checkpoint of one folder, inside the batch's transaction.
+async fn write_checkpoint(
+    transaction: &mut sqlx::SqliteConnection,
+    checkpoint: &Checkpoint,
+    at: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    let at = at.unwrap_or_else(crate::unix_now);
+    sqlx::query(
+        "INSERT INTO mailbox_checkpoints (mailbox, folder, uidvalidity, last_uid, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (mailbox, folder) DO UPDATE SET \
+         uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, updated_at = excluded.updated_at",
+    )
+    .bind(&checkpoint.mailbox)
+    .bind(&checkpoint.folder)
+    .bind(i64::from(checkpoint.uidvalidity))
+    .bind(i64::from(checkpoint.last_uid))
+    .bind(at)
+    .execute(transaction)
+    .await?;
+    Ok(())
+}
