@@ -20,7 +20,8 @@
 //!
 //! How a daemon uses it, per (mailbox, folder): connect, select, compare
 //! UIDVALIDITY with the stored checkpoint (a different one means start over
-//! from 0, the idempotent ingest drops what it already has), then loop:
+//! from 0, the idempotent ingest drops what it already has; no checkpoint at
+//! all means [`Session::start_after_uid`] for the account's [`Start`]), then loop:
 //! `fetch_after(checkpoint)`, ingest and commit the batch together with the
 //! new checkpoint, and only then acknowledge; when a fetch returns nothing,
 //! `idle_wait`. On any error other than [`IntakeError::Config`], drop the

@@ -623,6 +623,13 @@ impl Session {
         self.checked(result)?;
         self.add_flag(uids, "\\Deleted").await?;
         let uidplus = self.capabilities.uidplus;
+        if !uidplus {
+            tracing::warn!(
+                mailbox = %self.account_name,
+                folder = ?self.selected,
+                "The server has neither MOVE nor UIDPLUS: EXPUNGE also removes other messages marked deleted."
+            );
+        }
         let imap = self.imap()?;
         let expunged = if uidplus {
             within(timeout, "UID EXPUNGE", async {
@@ -633,9 +640,6 @@ impl Session {
             })
             .await
         } else {
-            tracing::warn!(
-                "The server has neither MOVE nor UIDPLUS: EXPUNGE also removes other messages marked deleted."
-            );
             within(timeout, "EXPUNGE", async {
                 imap.expunge().await?.try_collect::<Vec<u32>>().await
             })
