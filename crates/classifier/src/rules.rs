@@ -730,7 +730,7 @@ impl<'a> RulesCompiler<'a> {
     ) -> Result<Matcher, RulesError> {
         let automaton = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .kind(Some(AhoCorasickKind::DFA))
             .prefilter(false)
             .build(
                 pattern_ids
