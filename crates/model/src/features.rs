@@ -10,10 +10,12 @@
 //! only words the vocabulary has never seen are cut into n-grams on the fly.
 
 use std::cell::RefCell;
+use std::collections::hash_map::Entry;
 
 use rustc_hash::FxHashMap;
 
 use crate::options::{NgramRange, TrainingOptions};
+use crate::text_map::TextMap;
 use crate::tokens::{CharGrams, WordSpan, push_words};
 
 /// What a vocabulary entry is. The numbers are part of the file format.
@@ -129,6 +131,9 @@ pub(crate) fn document_features(
 /// Marks "no feature" in the `u32` tables.
 const NO_FEATURE: u32 = u32::MAX;
 
+const FIRST_OF_PAIR: u8 = 1;
+const SECOND_OF_PAIR: u8 = 2;
+
 /// Term-frequency weights for counts below this come from a table.
 const TF_TABLE_SIZE: usize = 256;
 
@@ -139,11 +144,14 @@ pub(crate) struct Lookup {
     featuriser: Featuriser,
     /// Every word that is a `Word` feature or part of a `WordPair` feature,
     /// to its slot number.
-    word_slots: FxHashMap<Box<str>, u32>,
+    word_slots: TextMap,
     /// Per slot: the word itself (for explanations).
     slot_words: Vec<Box<str>>,
     /// Per slot: its `Word` feature id, or `NO_FEATURE`.
     slot_unigram: Vec<u32>,
+    /// Per slot: `FIRST_OF_PAIR` and/or `SECOND_OF_PAIR` if it is that word of
+    /// some `WordPair` feature; lets prediction skip hopeless pair lookups.
+    slot_pair_roles: Vec<u8>,
     /// Per slot: the range of `slot_char_features` holding the ids of its
     /// character n-grams that are in the vocabulary (with repeats).
     slot_char_start: Vec<u32>,
@@ -151,34 +159,36 @@ pub(crate) struct Lookup {
     /// `WordPair` features by the slots of their two words (`first << 32 | second`).
     pairs: FxHashMap<u64, u32>,
     /// `CharGram` features by their text.
-    char_grams: FxHashMap<Box<str>, u32>,
+    char_grams: TextMap,
     /// `1 + ln(tf)` (or `tf`) for small counts.
     tf_table: Vec<f32>,
     feature_count: usize,
-    /// The vocabulary is sorted by kind, so ids from here on are character
-    /// n-grams and ids below are words and word pairs.
+    /// The vocabulary is sorted by kind, so ids below `first_pair` are words,
+    /// ids from `first_pair` below `first_char_gram` word pairs, and the rest
+    /// character n-grams.
+    first_pair: u32,
     first_char_gram: u32,
 }
 
 impl Lookup {
-    pub fn build(featuriser: Featuriser, features: &[Feature]) -> Lookup {
-        let mut word_slots: FxHashMap<Box<str>, u32> = FxHashMap::default();
+    /// `known_words` are training words that are not features themselves:
+    /// they get a slot too, so their character n-grams are looked up once
+    /// here instead of in every prediction. They change no result.
+    pub fn build(featuriser: Featuriser, features: &[Feature], known_words: &[String]) -> Lookup {
+        let mut word_slots = TextMap::default();
         let mut slot_words: Vec<Box<str>> = Vec::new();
         let mut slot_unigram: Vec<u32> = Vec::new();
-        let mut char_grams: FxHashMap<Box<str>, u32> = FxHashMap::default();
-        let mut slot_of = |word: &str,
-                           word_slots: &mut FxHashMap<Box<str>, u32>,
-                           slot_unigram: &mut Vec<u32>|
-         -> u32 {
-            if let Some(&slot) = word_slots.get(word) {
-                return slot;
-            }
-            let slot = slot_words.len() as u32;
-            slot_words.push(word.into());
-            slot_unigram.push(NO_FEATURE);
-            word_slots.insert(word.into(), slot);
-            slot
-        };
+        let mut char_grams = TextMap::default();
+        let mut slot_of =
+            |word: &str, word_slots: &mut TextMap, slot_unigram: &mut Vec<u32>| -> u32 {
+                let next_slot = slot_words.len() as u32;
+                let slot = word_slots.get_or_insert(word, next_slot);
+                if slot == next_slot {
+                    slot_words.push(word.into());
+                    slot_unigram.push(NO_FEATURE);
+                }
+                slot
+            };
         let mut pair_features: Vec<(u32, u32, u32)> = Vec::new();
         for (id, feature) in features.iter().enumerate() {
             let id = id as u32;
@@ -195,9 +205,19 @@ impl Lookup {
                     }
                 }
                 FeatureKind::CharGram => {
-                    char_grams.insert(feature.text.as_str().into(), id);
+                    char_grams.get_or_insert(&feature.text, id);
                 }
             }
+        }
+        if featuriser.char_ngrams.is_some() {
+            for word in known_words {
+                slot_of(word, &mut word_slots, &mut slot_unigram);
+            }
+        }
+        let mut slot_pair_roles = vec![0u8; slot_words.len()];
+        for &(first, second, _) in &pair_features {
+            slot_pair_roles[first as usize] |= FIRST_OF_PAIR;
+            slot_pair_roles[second as usize] |= SECOND_OF_PAIR;
         }
         let pairs = pair_features
             .into_iter()
@@ -211,7 +231,7 @@ impl Lookup {
             slot_char_start.push(slot_char_features.len() as u32);
             if let Some(range) = featuriser.char_ngrams {
                 char_gram_buffers.for_each(word, range.min, range.max, |gram| {
-                    if let Some(&id) = char_grams.get(gram) {
+                    if let Some(id) = char_grams.get(gram) {
                         slot_char_features.push(id);
                     }
                 });
@@ -227,17 +247,20 @@ impl Lookup {
             word_slots,
             slot_words,
             slot_unigram,
+            slot_pair_roles,
             slot_char_start,
             slot_char_features,
             pairs,
             char_grams,
             tf_table,
             feature_count: features.len(),
-            first_char_gram: features
-                .iter()
-                .position(|feature| feature.kind == FeatureKind::CharGram)
-                .unwrap_or(features.len()) as u32,
+            first_pair: first_of_kind(features, FeatureKind::WordPair),
+            first_char_gram: first_of_kind(features, FeatureKind::CharGram),
         }
+    }
+
+    pub fn is_pair(&self, id: u32) -> bool {
+        (self.first_pair..self.first_char_gram).contains(&id)
     }
 
     fn slot_chars(&self, slot: u32) -> &[u32] {
@@ -261,7 +284,7 @@ impl Lookup {
         idf: &[f32],
         subject: &str,
         text: &str,
-        use_vector: impl FnOnce(&Vectorised<'_>) -> T,
+        use_vector: impl FnOnce(&mut Vectorised<'_>) -> T,
     ) -> T {
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => self.vectorise_with(&mut scratch, idf, subject, text, use_vector),
@@ -279,9 +302,10 @@ impl Lookup {
         idf: &[f32],
         subject: &str,
         text: &str,
-        use_vector: impl FnOnce(&Vectorised<'_>) -> T,
+        use_vector: impl FnOnce(&mut Vectorised<'_>) -> T,
     ) -> T {
         scratch.prepare(self.feature_count, self.slot_words.len());
+        scratch.lowered.reserve(subject.len() + text.len());
         let featuriser = &self.featuriser;
         let subject_weight = featuriser.subject_weight;
         if subject_weight > 0 {
@@ -315,13 +339,17 @@ impl Lookup {
             }
             let word = span.text(&scratch.lowered);
             match self.word_slots.get(word) {
-                Some(&slot) => {
+                Some(slot) => {
                     let count = &mut scratch.slot_counts[slot as usize];
                     if *count == 0 {
                         scratch.touched_slots.push(slot);
                     }
                     *count += weight;
-                    if pairs_wanted && previous_slot != NO_FEATURE {
+                    if pairs_wanted
+                        && previous_slot != NO_FEATURE
+                        && self.slot_pair_roles[previous_slot as usize] & FIRST_OF_PAIR != 0
+                        && self.slot_pair_roles[slot as usize] & SECOND_OF_PAIR != 0
+                    {
                         let key = (u64::from(previous_slot) << 32) | u64::from(slot);
                         if let Some(&id) = self.pairs.get(&key) {
                             scratch.feature_counts.add(id, weight);
@@ -355,16 +383,17 @@ impl Lookup {
             let Scratch {
                 lowered, unknown, ..
             } = &mut *scratch;
-            unknown.sort_unstable_by(|left, right| left.0.text(lowered).cmp(right.0.text(lowered)));
+            let mut position_of: FxHashMap<&str, usize> = FxHashMap::default();
             let mut merged = 0usize;
             for index in 0..unknown.len() {
-                if merged > 0
-                    && unknown[merged - 1].0.text(lowered) == unknown[index].0.text(lowered)
-                {
-                    unknown[merged - 1].1 += unknown[index].1;
-                } else {
-                    unknown[merged] = unknown[index];
-                    merged += 1;
+                let (span, weight) = unknown[index];
+                match position_of.entry(span.text(lowered)) {
+                    Entry::Occupied(entry) => unknown[*entry.get()].1 += weight,
+                    Entry::Vacant(entry) => {
+                        entry.insert(merged);
+                        unknown[merged] = (span, weight);
+                        merged += 1;
+                    }
                 }
             }
             unknown.truncate(merged);
@@ -378,7 +407,7 @@ impl Lookup {
                     ..
                 } = &mut *scratch;
                 char_grams.for_each(span.text(lowered), range.min, range.max, |gram| {
-                    if let Some(&id) = self.char_grams.get(gram) {
+                    if let Some(id) = self.char_grams.get(gram) {
                         unknown_char_features.push(id);
                     }
                 });
@@ -427,15 +456,12 @@ impl Lookup {
             };
         }
 
-        let vectorised = Vectorised {
+        let mut vectorised = Vectorised {
             lookup: self,
             scratch,
-            idf,
-            word_scale,
-            char_scale,
         };
-        let result = use_vector(&vectorised);
-        scratch.reset();
+        let result = use_vector(&mut vectorised);
+        vectorised.scratch.reset();
         result
     }
 }
@@ -457,6 +483,12 @@ impl FeatureCounts {
         }
         *slot += count;
     }
+}
+
+/// The id of the first feature of `kind` or a later kind (the vocabulary is
+/// sorted by kind).
+fn first_of_kind(features: &[Feature], kind: FeatureKind) -> u32 {
+    features.partition_point(|feature| feature.kind < kind) as u32
 }
 
 fn term_weight(sublinear_tf: bool, count: u32) -> f32 {
@@ -494,6 +526,9 @@ struct Scratch {
     unknown_ranges: Vec<(u32, u32)>,
     unknown_char_features: Vec<u32>,
     char_grams: CharGrams,
+    /// Per feature id: its part of a score per occurrence (explanations;
+    /// only entries of touched features are meaningful).
+    occurrence_parts: Vec<f32>,
 }
 
 impl Scratch {
@@ -527,33 +562,18 @@ impl Scratch {
 /// A vectorised message, valid inside the [`Lookup::vectorise`] callback.
 pub(crate) struct Vectorised<'a> {
     lookup: &'a Lookup,
-    scratch: &'a Scratch,
-    idf: &'a [f32],
-    /// What the raw TF-IDF values of each block were multiplied by.
-    word_scale: f32,
-    char_scale: f32,
+    scratch: &'a mut Scratch,
 }
 
-impl<'a> Vectorised<'a> {
+impl Vectorised<'_> {
     /// Feature ids with a non-zero value.
-    pub fn ids(&self) -> &'a [u32] {
+    pub fn ids(&self) -> &[u32] {
         &self.scratch.feature_counts.touched
     }
 
     /// Their normalised TF-IDF values (same order as [`Vectorised::ids`]).
-    pub fn values(&self) -> &'a [f32] {
+    pub fn values(&self) -> &[f32] {
         &self.scratch.values
-    }
-
-    /// The normalised TF-IDF value of any feature (0 if absent).
-    fn value(&self, id: u32) -> f32 {
-        let count = self.scratch.feature_counts.counts[id as usize];
-        let scale = if id < self.lookup.first_char_gram {
-            self.word_scale
-        } else {
-            self.char_scale
-        };
-        self.lookup.tf_weight(count) * self.idf[id as usize] * scale
     }
 
     /// Splits a linear score (`weight_of(id)` times the feature's value,
@@ -561,49 +581,59 @@ impl<'a> Vectorised<'a> {
     /// feature's part plus, for each of its character n-grams, the share of
     /// that n-gram's part proportional to how often the n-gram came from this
     /// word. Word pairs are not included: their parts are their own.
-    pub fn word_shares(&self, weight_of: impl Fn(u32) -> f32) -> Vec<(&'a str, f32)> {
-        let scratch = self.scratch;
+    pub fn word_shares(&mut self, weight_of: impl Fn(u32) -> f32) -> Vec<(&str, f32)> {
         let lookup = self.lookup;
-        // The part of one occurrence of feature `id`.
-        let per_occurrence = |id: u32| -> f32 {
-            let count = scratch.feature_counts.counts[id as usize];
-            if count == 0 {
-                0.0
-            } else {
-                weight_of(id) * self.value(id) / count as f32
-            }
-        };
+        let scratch = &mut *self.scratch;
+        // The part of one occurrence of each feature, by id.
+        if scratch.occurrence_parts.len() < scratch.feature_counts.counts.len() {
+            scratch
+                .occurrence_parts
+                .resize(scratch.feature_counts.counts.len(), 0.0);
+        }
+        for (&id, &value) in scratch.feature_counts.touched.iter().zip(&scratch.values) {
+            let count = scratch.feature_counts.counts[id as usize] as f32;
+            scratch.occurrence_parts[id as usize] = weight_of(id) * value / count;
+        }
+        let scratch = &*scratch;
+        let parts = &scratch.occurrence_parts;
         let mut shares = Vec::with_capacity(scratch.touched_slots.len() + scratch.unknown.len());
         for &slot in &scratch.touched_slots {
             let count = scratch.slot_counts[slot as usize] as f32;
             let mut share = 0.0f32;
             let unigram = lookup.slot_unigram[slot as usize];
             if lookup.featuriser.unigrams() && unigram != NO_FEATURE {
-                share += weight_of(unigram) * self.value(unigram);
+                share += parts[unigram as usize]
+                    * scratch.feature_counts.counts[unigram as usize] as f32;
             }
+            let mut char_share = 0.0f32;
             for &id in lookup.slot_chars(slot) {
-                share += per_occurrence(id) * count;
+                char_share += parts[id as usize];
             }
-            shares.push((&*lookup.slot_words[slot as usize], share));
+            shares.push((
+                &*lookup.slot_words[slot as usize],
+                share + char_share * count,
+            ));
         }
         for (&(span, count), &(start, end)) in scratch.unknown.iter().zip(&scratch.unknown_ranges) {
             let mut share = 0.0f32;
             for &id in &scratch.unknown_char_features[start as usize..end as usize] {
-                share += per_occurrence(id) * count as f32;
+                share += parts[id as usize];
             }
-            shares.push((span.text(&scratch.lowered), share));
+            shares.push((span.text(&scratch.lowered), share * count as f32));
         }
         shares
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fixtures::toy_examples;
 
     /// Vocabulary of every feature of the toy examples, idf 1 + id / 100.
-    fn toy_lookup(featuriser: Featuriser) -> (Vec<Feature>, Vec<f32>, Lookup) {
+    fn toy_lookup(
+        featuriser: Featuriser,
+        known_words: &[String],
+    ) -> (Vec<Feature>, Vec<f32>, Lookup) {
         let mut features: Vec<Feature> = toy_examples()
             .iter()
             .flat_map(|example| {
@@ -615,7 +645,7 @@ mod tests {
         let idf = (0..features.len())
             .map(|id| 1.0 + id as f32 / 100.0)
             .collect();
-        let lookup = Lookup::build(featuriser, &features);
+        let lookup = Lookup::build(featuriser, &features, known_words);
         (features, idf, lookup)
     }
 
@@ -654,10 +684,22 @@ mod tests {
     const TEXT: &str = "The invoice, the INVOICE and the outage: users cannot reach \
                         the portal. Unseenword and anotherunseen word; unseenword again. Straße 12";
 
+    /// Words of `TEXT` that are no toy feature, plus one that is.
+    fn known_words() -> Vec<String> {
+        ["again", "anotherunseen", "invoice", "straße", "unseenword"]
+            .map(str::to_owned)
+            .to_vec()
+    }
+
     #[test]
     fn fast_vectorising_matches_the_string_definition() {
-        for featuriser in featurisers() {
-            let (features, idf, lookup) = toy_lookup(featuriser);
+        let no_words: Vec<String> = Vec::new();
+        let with_words = known_words();
+        for (featuriser, known_words) in featurisers()
+            .into_iter()
+            .flat_map(|featuriser| [(featuriser, &no_words), (featuriser, &with_words)])
+        {
+            let (features, idf, lookup) = toy_lookup(featuriser, known_words);
             let counts = document_features(&featuriser, SUBJECT, TEXT);
             let mut expected: Vec<(u32, f32)> = counts
                 .iter()
@@ -709,7 +751,7 @@ mod tests {
     #[test]
     fn word_shares_and_pairs_add_up_to_the_score() {
         for featuriser in featurisers() {
-            let (features, idf, lookup) = toy_lookup(featuriser);
+            let (features, idf, lookup) = toy_lookup(featuriser, &known_words());
             let weight_of = |id: u32| (id % 7) as f32 - 3.0;
             lookup.vectorise(&idf, SUBJECT, TEXT, |vectorised| {
                 let mut score = 0.0f32;
@@ -733,7 +775,7 @@ mod tests {
     #[test]
     fn buffers_are_clean_between_calls() {
         let featuriser = featurisers()[0];
-        let (_, idf, lookup) = toy_lookup(featuriser);
+        let (_, idf, lookup) = toy_lookup(featuriser, &known_words());
         let collect = || {
             lookup.vectorise(&idf, SUBJECT, TEXT, |vectorised| {
                 (vectorised.ids().to_vec(), vectorised.values().to_vec())

@@ -10,6 +10,8 @@
 //! labels       u32 count, then per label: u32 length, UTF-8 bytes
 //! features     u32 count, then per feature: u8 kind, u32 length, UTF-8 bytes
 //!              (sorted by kind, then text)
+//! known words  u32 count, then per word: u32 length, UTF-8 bytes (sorted;
+//!              training words that are not features, kept only for speed)
 //! idf          f32 per feature
 //! intercepts   f32 per label
 //! weights      f32 per feature and label, feature-major
@@ -84,6 +86,10 @@ pub(crate) fn to_bytes(model: &Model) -> Vec<u8> {
     for feature in &model.features {
         bytes.push(feature.kind as u8);
         put_text(&mut bytes, &feature.text);
+    }
+    put_u32(&mut bytes, model.known_words.len() as u32);
+    for word in &model.known_words {
+        put_text(&mut bytes, word);
     }
     for values in [&model.idf, &model.intercepts, &model.weights] {
         for value in values {
@@ -281,6 +287,17 @@ pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
         return Err(corrupt("features are not sorted and distinct".to_owned()));
     }
 
+    let known_word_count = reader.count(4, "known word count")?;
+    let mut known_words = Vec::with_capacity(known_word_count);
+    for _ in 0..known_word_count {
+        known_words.push(reader.text("known word")?);
+    }
+    if known_words.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err(corrupt(
+            "known words are not sorted and distinct".to_owned(),
+        ));
+    }
+
     let idf = reader.floats(feature_count, "idf")?;
     let intercepts = reader.floats(label_count, "intercepts")?;
     let weight_count = feature_count
@@ -294,7 +311,7 @@ pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
         )));
     }
 
-    let lookup = Lookup::build(Featuriser::from_options(&options), &features);
+    let lookup = Lookup::build(Featuriser::from_options(&options), &features, &known_words);
     Ok(Model {
         options,
         labels,
@@ -302,6 +319,7 @@ pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
         idf,
         weights,
         intercepts,
+        known_words,
         lookup,
     })
 }

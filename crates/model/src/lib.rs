@@ -61,6 +61,7 @@ mod fixtures;
 mod format;
 mod model;
 mod options;
+mod text_map;
 mod tokens;
 
 pub use cross_validation::{

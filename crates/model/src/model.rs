@@ -10,8 +10,9 @@ use ndarray::{Array1, Array2};
 use rustc_hash::FxHashMap;
 
 use crate::ModelError;
-use crate::features::{Feature, FeatureKind, Featuriser, Lookup, document_features};
+use crate::features::{Feature, FeatureKind, Featuriser, Lookup, Vectorised, document_features};
 use crate::options::TrainingOptions;
+use crate::tokens::push_words;
 
 /// How many features [`Prediction::top_features`] lists at most.
 pub const EXPLANATION_FEATURES: usize = 6;
@@ -45,6 +46,9 @@ pub struct Model {
     pub(crate) weights: Vec<f32>,
     /// Per label: the bias term.
     pub(crate) intercepts: Vec<f32>,
+    /// Training words that are not `Word` features, sorted: a cache for
+    /// speed (see [`Lookup::build`]), no effect on results.
+    pub(crate) known_words: Vec<String>,
     /// Tables for fast vectorising, rebuilt from the above.
     pub(crate) lookup: Lookup,
 }
@@ -111,7 +115,8 @@ impl Model {
         }
         let featuriser = Featuriser::from_options(options);
         let (features, idf) = choose_vocabulary(&featuriser, examples, options)?;
-        let lookup = Lookup::build(featuriser, &features);
+        let known_words = training_words(&featuriser, examples, &features);
+        let lookup = Lookup::build(featuriser, &features, &known_words);
 
         let mut records = Array2::<f64>::zeros((examples.len(), features.len()));
         for (row, example) in examples.iter().enumerate() {
@@ -159,6 +164,7 @@ impl Model {
             idf,
             weights,
             intercepts,
+            known_words,
             lookup,
         })
     }
@@ -178,43 +184,18 @@ impl Model {
         self.features.len()
     }
 
-    /// Classifies one message. Never fails: a message with no known feature
-    /// gets the label priors learned in the intercepts.
+    /// Classifies one message and explains the result. Never fails: a
+    /// message with no known feature gets the label priors learned in the
+    /// intercepts.
     pub fn predict(&self, subject: &str, text: &str) -> Prediction {
-        let label_count = self.labels.len();
-        let (label_index, probabilities, top_features) =
+        let (probabilities, top_features) =
             self.lookup
                 .vectorise(&self.idf, subject, text, |vectorised| {
-                    let mut scores = self.intercepts.clone();
-                    for (&id, &value) in vectorised.ids().iter().zip(vectorised.values()) {
-                        let start = id as usize * label_count;
-                        let row = &self.weights[start..start + label_count];
-                        for (score, weight) in scores.iter_mut().zip(row) {
-                            *score += weight * value;
-                        }
-                    }
-                    let probabilities = softmax(&scores);
-                    let label_index = best_index(&probabilities);
-
-                    let weight_of = |id: u32| self.weights[id as usize * label_count + label_index];
-                    let mut contributions: Vec<(FeatureKind, &str, f32)> = vectorised
-                        .word_shares(weight_of)
-                        .into_iter()
-                        .map(|(text, contribution)| (FeatureKind::Word, text, contribution))
-                        .collect();
-                    for (&id, &value) in vectorised.ids().iter().zip(vectorised.values()) {
-                        let feature = &self.features[id as usize];
-                        if feature.kind == FeatureKind::WordPair {
-                            contributions.push((
-                                FeatureKind::WordPair,
-                                feature.text.as_str(),
-                                weight_of(id) * value,
-                            ));
-                        }
-                    }
-                    let top_features = strongest(contributions);
-                    (label_index, probabilities, top_features)
+                    let probabilities = softmax(&self.scores(vectorised));
+                    let top_features = self.explain(vectorised, best_index(&probabilities));
+                    (probabilities, top_features)
                 });
+        let label_index = best_index(&probabilities);
         Prediction {
             label: self.labels[label_index].clone(),
             label_index,
@@ -222,6 +203,57 @@ impl Model {
             probabilities,
             top_features,
         }
+    }
+
+    /// The probability of every label, in [`Model::labels`] order, without
+    /// the explanation: the same numbers as [`Model::predict`], for bulk
+    /// work such as choosing a confidence threshold.
+    pub fn probabilities(&self, subject: &str, text: &str) -> Vec<f32> {
+        self.lookup
+            .vectorise(&self.idf, subject, text, |vectorised| {
+                softmax(&self.scores(vectorised))
+            })
+    }
+
+    /// Linear scores (logits): intercept plus weights times values.
+    fn scores(&self, vectorised: &Vectorised<'_>) -> Vec<f32> {
+        let label_count = self.labels.len();
+        let mut scores = self.intercepts.clone();
+        for (&id, &value) in vectorised.ids().iter().zip(vectorised.values()) {
+            let start = id as usize * label_count;
+            let row = &self.weights[start..start + label_count];
+            for (score, weight) in scores.iter_mut().zip(row) {
+                *score += weight * value;
+            }
+        }
+        scores
+    }
+
+    /// The strongest words and word pairs behind `label_index`.
+    fn explain(
+        &self,
+        vectorised: &mut Vectorised<'_>,
+        label_index: usize,
+    ) -> Vec<FeatureContribution> {
+        let label_count = self.labels.len();
+        let weight_of = |id: u32| self.weights[id as usize * label_count + label_index];
+        let mut contributions: Vec<(FeatureKind, &str, f32)> = Vec::new();
+        for (&id, &value) in vectorised.ids().iter().zip(vectorised.values()) {
+            if self.lookup.is_pair(id) {
+                contributions.push((
+                    FeatureKind::WordPair,
+                    self.features[id as usize].text.as_str(),
+                    weight_of(id) * value,
+                ));
+            }
+        }
+        contributions.extend(
+            vectorised
+                .word_shares(weight_of)
+                .into_iter()
+                .map(|(text, contribution)| (FeatureKind::Word, text, contribution)),
+        );
+        strongest(contributions)
     }
 }
 
@@ -273,6 +305,48 @@ fn best_index(values: &[f32]) -> usize {
         }
     }
     best
+}
+
+/// Every distinct word of the training texts (and subjects, if counted) that
+/// is not a `Word` feature, sorted.
+fn training_words(
+    featuriser: &Featuriser,
+    examples: &[TrainingExample<'_>],
+    features: &[Feature],
+) -> Vec<String> {
+    if featuriser.char_ngrams.is_none() {
+        return Vec::new();
+    }
+    let mut lowered = String::new();
+    let mut words = Vec::new();
+    for example in examples {
+        if featuriser.subject_weight > 0 {
+            push_words(
+                example.subject,
+                featuriser.fold_digits,
+                &mut lowered,
+                &mut words,
+            );
+        }
+        push_words(
+            example.text,
+            featuriser.fold_digits,
+            &mut lowered,
+            &mut words,
+        );
+    }
+    let distinct: BTreeSet<&str> = words.iter().map(|span| span.text(&lowered)).collect();
+    distinct
+        .into_iter()
+        .filter(|word| {
+            let feature = Feature {
+                kind: FeatureKind::Word,
+                text: (*word).to_owned(),
+            };
+            features.binary_search(&feature).is_err()
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Counts document frequencies, keeps features within the bounds, sorts them

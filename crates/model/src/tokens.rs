@@ -95,6 +95,21 @@ impl CharGrams {
         self.padded.push(' ');
         self.padded.push_str(word);
         self.padded.push(' ');
+        if self.padded.is_ascii() {
+            // One byte per character: slice directly.
+            let characters = self.padded.len();
+            for length in usize::from(min)..=usize::from(max) {
+                if length > characters {
+                    break;
+                }
+                for start in 0..=(characters - length) {
+                    if let Some(gram) = self.padded.get(start..start + length) {
+                        visit(gram);
+                    }
+                }
+            }
+            return;
+        }
         self.boundaries.clear();
         self.boundaries
             .extend(self.padded.char_indices().map(|(offset, _)| offset));
