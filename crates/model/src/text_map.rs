@@ -53,9 +53,13 @@ fn pack(text: &str) -> Option<u64> {
     if bytes.len() > PACKED_BYTES {
         return None;
     }
-    let mut packed = [0u8; PACKED_BYTES];
-    packed[..bytes.len()].copy_from_slice(bytes);
-    Some(u64::from_le_bytes(packed))
+    // Shifts rather than a copy into a byte array: a short copy followed by
+    // an 8-byte read stalls the processor (store forwarding fails).
+    let mut packed = 0u64;
+    for (index, &byte) in bytes.iter().enumerate() {
+        packed |= u64::from(byte) << (8 * index);
+    }
+    Some(packed)
 }
 
 impl TextMap {

@@ -48,7 +48,20 @@ pub(crate) fn push_words(
             lowered.truncate(word_start);
         }
     };
-    for character in text.chars() {
+    let bytes = text.as_bytes();
+    let mut position = 0usize;
+    while position < bytes.len() {
+        let byte = bytes[position];
+        // ASCII, the common case, byte by byte; anything else as a char.
+        let (character, length) = if byte.is_ascii() {
+            (char::from(byte), 1)
+        } else {
+            match text.get(position..).and_then(|rest| rest.chars().next()) {
+                Some(character) => (character, character.len_utf8()),
+                None => break,
+            }
+        };
+        position += length;
         if character.is_alphanumeric() {
             if word_chars == 0 {
                 word_start = lowered.len();
