@@ -82,7 +82,7 @@ impl Corpus {
             }
             if unseen_every > 0 && position % unseen_every == unseen_every - 1 {
                 text.push_str(&made_up_word(random));
-                text.push_str("x");
+                text.push('x');
             } else if random.below(5) == 0 {
                 let topic = &self.topics[label];
                 text.push_str(&topic[random.below(topic.len())]);

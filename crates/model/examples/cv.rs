@@ -9,7 +9,7 @@
 //!   --seeds N         repeat the 5-fold split with seeds 1..=N (default 3)
 //!   --sweep           vary one option at a time around the current options
 //!   --speed           only train once and report size, load and predict times
-//!   --nested          nested CV: pick l2 and char n-grams by inner 3-fold CV
+//!   --nested          nested CV: pick l2, min_df and char n-grams by inner 3-fold CV
 //!                     inside each outer training set, score on the outer fold
 //! ```
 //!
@@ -334,7 +334,7 @@ fn sweep_options(
 }
 
 /// Outer stratified 5-fold; inside each outer training set, inner stratified
-/// 3-fold CV chooses the L2 penalty and the character n-gram range; the
+/// 3-fold CV chooses the L2 penalty, min_df and the character n-gram range; the
 /// chosen options are trained on the outer training set and scored on the
 /// outer test fold. Estimates the whole procedure, tuning included.
 fn nested_cross_validation(
@@ -342,20 +342,24 @@ fn nested_cross_validation(
     base: &TrainingOptions,
     seeds: u64,
 ) -> anyhow::Result<()> {
-    let candidates: Vec<TrainingOptions> = ["0.02", "0.05", "0.1", "0.3"]
-        .iter()
-        .flat_map(|l2| {
-            ["2-5", "3-5"].iter().map(move |char_range| {
+    let mut candidates = Vec::new();
+    for l2 in ["0.02", "0.05", "0.1"] {
+        for min_df in ["2", "3"] {
+            for char_range in ["4-4", "3-5"] {
                 let mut options = *base;
-                let l2_setting = format!("l2={l2}");
-                let char_setting = format!("char={char_range}");
-                apply(&mut options, &l2_setting)
-                    .and_then(|()| apply(&mut options, &char_setting))
-                    .map(|()| options)
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
+                for setting in [
+                    format!("l2={l2}"),
+                    format!("min_df={min_df}"),
+                    format!("char={char_range}"),
+                ] {
+                    apply(&mut options, &setting)?;
+                }
+                candidates.push(options);
+            }
+        }
+    }
     let mut accuracies = Vec::new();
+    let mut macro_f1s = Vec::new();
     for seed in 1..=seeds.max(1) {
         let outer = stratified_folds(examples, 5, seed);
         for fold in 0..5 {
@@ -380,25 +384,58 @@ fn nested_cross_validation(
                 .filter(|&(_, &example_fold)| example_fold == fold)
                 .map(|(example, _)| example)
                 .collect();
-            let correct = tests
+            let pairs: Vec<(&str, String)> = tests
                 .iter()
-                .filter(|example| {
-                    model.predict(example.subject, example.text).label == example.label
+                .map(|example| {
+                    let predicted = model.predict(example.subject, example.text).label;
+                    (example.label, predicted)
                 })
-                .count();
-            let accuracy = correct as f64 / tests.len() as f64;
+                .collect();
+            let (accuracy, macro_f1) = accuracy_and_macro_f1(&pairs);
             println!(
-                "seed {seed} fold {fold}: chose {}, outer accuracy {accuracy:.3}",
+                "seed {seed} fold {fold}: chose {}, outer accuracy {accuracy:.3}, macro F1 {macro_f1:.3}",
                 describe(&chosen)
             );
             accuracies.push(accuracy);
+            macro_f1s.push(macro_f1);
         }
     }
     println!(
-        "nested 5-fold CV accuracy: {}",
-        MeanAndDeviation::of(&accuracies)
+        "nested 5-fold CV: accuracy {}, macro F1 {}",
+        MeanAndDeviation::of(&accuracies),
+        MeanAndDeviation::of(&macro_f1s)
     );
     Ok(())
+}
+
+/// Accuracy, and F1 averaged over the labels that occur as actual or
+/// predicted (as scikit-learn's `f1_score(average="macro")`).
+fn accuracy_and_macro_f1(pairs: &[(&str, String)]) -> (f64, f64) {
+    let correct = pairs
+        .iter()
+        .filter(|(actual, predicted)| *actual == predicted.as_str())
+        .count();
+    let labels: std::collections::BTreeSet<&str> = pairs
+        .iter()
+        .flat_map(|(actual, predicted)| [*actual, predicted.as_str()])
+        .collect();
+    let mut f1_sum = 0.0;
+    for label in &labels {
+        let true_positives = pairs
+            .iter()
+            .filter(|(actual, predicted)| actual == label && predicted == label)
+            .count() as f64;
+        let actual = pairs.iter().filter(|(actual, _)| actual == label).count() as f64;
+        let predicted = pairs
+            .iter()
+            .filter(|(_, predicted)| predicted == label)
+            .count() as f64;
+        f1_sum += 2.0 * true_positives / (actual + predicted);
+    }
+    (
+        correct as f64 / pairs.len().max(1) as f64,
+        f1_sum / labels.len().max(1) as f64,
+    )
 }
 
 fn parse_range(value: &str) -> anyhow::Result<Option<NgramRange>> {

@@ -304,6 +304,8 @@ impl Lookup {
         text: &str,
         use_vector: impl FnOnce(&mut Vectorised<'_>) -> T,
     ) -> T {
+        // Normally a no-op; cleans up after a call that panicked half-way.
+        scratch.reset();
         scratch.prepare(self.feature_count, self.slot_words.len());
         scratch.lowered.reserve(subject.len() + text.len());
         let featuriser = &self.featuriser;

@@ -13,7 +13,7 @@
 //! - [`Model::predict`] turns a subject and a text into a [`Prediction`]: a
 //!   softmax probability per label, the best label, and the words and word
 //!   pairs that pushed hardest towards it ([`FeatureContribution`], shown as
-//!  `` `invoice` +0.81 ``).
+//!   `` `invoice` +0.81 ``).
 //! - [`Model::to_bytes`] and [`Model::from_bytes`] write and read a versioned
 //!   binary file with a magic header and a checksum (layout in `format.rs`).
 //! - [`cross_validate`] runs stratified k-fold cross-validation and returns a

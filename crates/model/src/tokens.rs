@@ -187,7 +187,7 @@ mod tests {
         let long = "x".repeat(MAX_WORD_CHARS + 1);
         assert_eq!(words_of(&format!("ok {long} fine"), false), ["ok", "fine"]);
         let just_fits = "y".repeat(MAX_WORD_CHARS);
-        assert_eq!(words_of(&just_fits, false), [just_fits.clone()]);
+        assert_eq!(words_of(&just_fits, false), [just_fits]);
     }
 
     #[test]
