@@ -3,14 +3,16 @@
 //! The training set imitates the dev corpus: 220 messages of ~90 words over 18
 //! labels, words drawn from a Zipf-like vocabulary of 4,000 made-up words plus
 //! 40 topic words per label. The message to classify is ~4 KB of the same
-//! words with one word in ten never seen in training.
+//! words with one word in ten never seen in training. The recommended
+//! options give a model of ~4,000 features; the `large_` benchmarks use a
+//! model with every feature kept and character 3- to 5-grams (~30,000).
 //!
 //! `cargo bench -p supportd-model --bench predict`
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use supportd_model::{Model, TrainingExample, TrainingOptions};
+use supportd_model::{Model, NgramRange, TrainingExample, TrainingOptions};
 
 struct SplitMix64(u64);
 
@@ -113,11 +115,19 @@ fn benchmarks(criterion: &mut Criterion) {
             label: &corpus.labels[*label],
         })
         .collect();
-    let model = match Model::train(&examples, &TrainingOptions::recommended()) {
+    let train = |options: &TrainingOptions| match Model::train(&examples, options) {
         Ok(model) => model,
         Err(error) => panic!("training the benchmark model failed: {error}"),
     };
+    let model = train(&TrainingOptions::recommended());
     let bytes = model.to_bytes();
+    // A much bigger model: every feature kept, character 3- to 5-grams.
+    let large_model = train(&TrainingOptions {
+        char_ngrams: Some(NgramRange { min: 3, max: 5 }),
+        min_document_frequency: 1,
+        ..TrainingOptions::recommended()
+    });
+    let large_bytes = large_model.to_bytes();
 
     let mut text = String::new();
     while text.len() < 4096 {
@@ -127,10 +137,12 @@ fn benchmarks(criterion: &mut Criterion) {
     text.truncate(text.floor_char_boundary(4096));
     let subject = corpus.text(&mut random, 3, 6, 0);
     eprintln!(
-        "benchmark model: {} features, {} labels, {} bytes; message {} bytes",
+        "recommended model: {} features, {} labels, {} bytes; large model: {} features, {} bytes; message {} bytes",
         model.feature_count(),
         model.labels().len(),
         bytes.len(),
+        large_model.feature_count(),
+        large_bytes.len(),
         text.len()
     );
 
@@ -139,8 +151,17 @@ fn benchmarks(criterion: &mut Criterion) {
     group.bench_function("predict_4kb", |bencher| {
         bencher.iter(|| model.predict(black_box(&subject), black_box(&text)))
     });
+    group.bench_function("probabilities_4kb", |bencher| {
+        bencher.iter(|| model.probabilities(black_box(&subject), black_box(&text)))
+    });
     group.bench_function("from_bytes", |bencher| {
         bencher.iter(|| Model::from_bytes(black_box(&bytes)))
+    });
+    group.bench_function("large_predict_4kb", |bencher| {
+        bencher.iter(|| large_model.predict(black_box(&subject), black_box(&text)))
+    });
+    group.bench_function("large_from_bytes", |bencher| {
+        bencher.iter(|| Model::from_bytes(black_box(&large_bytes)))
     });
     group.finish();
 }

@@ -30,29 +30,56 @@
 //! (scikit-learn's `char_wb`). The subject is counted
 //! [`TrainingOptions::subject_weight`] times. A feature is kept if enough
 //! training examples contain it (`min_document_frequency`). Values are
-//! `(1 + ln tf) * idf`, then the vector is scaled to unit length. Nothing is
-//! hashed into buckets: the vocabulary holds every kept feature by its text,
-//! so every weight can be traced back to a word.
+//! `(1 + ln tf) * idf`; the word block (words and pairs) and the character
+//! block are each scaled to unit length, the character block then times
+//! [`TrainingOptions::char_weight`]. Nothing is hashed into buckets: the
+//! vocabulary holds every kept feature by its text, so every weight can be
+//! traced back to a word.
 //!
 //! # Solver: why linfa-logistic
 //!
 //! The weights are fitted by [`linfa_logistic::MultiLogisticRegression`]
-//! (multinomial logistic regression, L2 penalty, L-BFGS from zero weights;
-//! deterministic). It builds with rustc 1.95, handles 18 classes, and is the
-//! well-kept crate the issue suggested, so no solver is hand-written here. It
-//! takes a dense `ndarray` matrix only, so training densifies the TF-IDF
-//! vectors (examples x features, `f64`): for ~220 examples and ~20-40k
-//! features that is 35-70 MB for the duration of the fit and one to a few
-//! seconds of training. Prediction does not use linfa or ndarray: the
-//! weights are copied out into a feature-major `f32` matrix, and a message
-//! touches only the rows of its own features.
+//! (multinomial logistic regression, L2 penalty on the weights but not the
+//! intercepts, L-BFGS from zero weights; deterministic). It builds with rustc
+//! 1.95, handles 18 classes, and is the well-kept crate the issue suggested,
+//! so no solver is hand-written here. It takes a dense `ndarray` matrix only,
+//! so training densifies the TF-IDF vectors (examples x features, `f64`).
+//! That is cheap at this size: 220 x 20,000 dense (35 MB) with 18 classes
+//! fits in about 2 s, and the recommended options give ~4,700 features and
+//! train in about 0.5 s. Prediction does not use linfa or ndarray: the weights
+//! are copied into a feature-major `f32` matrix, and a message touches only
+//! the rows of its own features.
+//!
+//! # Quality (dev corpus, 220 mails, 18 categories)
+//!
+//! `cargo run --release -p supportd-model --example cv` (subject plus new
+//! text plus forwarded text, from `supportd_mail::normalise`), stratified
+//! 5-fold cross-validation repeated with 5 seeds, mean ± standard deviation
+//! over the 25 folds, with [`TrainingOptions::DEFAULT`]:
+//! accuracy 0.910 ± 0.035, macro F1 0.918 ± 0.031 (the notes' scikit-learn
+//! TF-IDF + logistic regression baseline: 0.877 ± 0.027). The options were
+//! chosen by varying one at a time inside that cross-validation; every
+//! setting near the defaults scored within ±0.01, so the figure is a
+//! plateau, not a lucky peak. Nested cross-validation, which re-tunes L2
+//! penalty, `min_document_frequency` and character n-gram lengths inside each
+//! outer training set, estimates the whole procedure (`--nested`): see the
+//! crate's report in the commit history for the figure. What mattered: scaling
+//! the word and character blocks separately (+0.02 to +0.03 over one joint
+//! normalisation), `min_document_frequency` 3 rather than 1, counting the
+//! subject (0.84 without it), sublinear tf. What did not: character n-gram
+//! lengths (3-5, 3-4 and 4 alone all within 0.003), L2 between 0.02 and 0.1.
+//! Character 4-grams alone were chosen because they are the cheapest.
 //!
 //! # Speed
 //!
 //! Prediction looks up each distinct word of a message once; a known word
-//! carries the ids of its character n-grams, precomputed when the model is
-//! built or loaded, so only unseen words are cut into n-grams. Buffers are
-//! kept per thread and reused, so a prediction allocates little.
+//! (any training word) carries the ids of its character n-grams, precomputed
+//! when the model is built or loaded, so only words never seen in training
+//! are cut into n-grams. Short texts are looked up as packed `u64` keys.
+//! Buffers are kept per thread and reused. With the recommended options, a
+//! 4 KB message the model has not seen takes about 30 µs of CPU time
+//! (~33,000 per second on one core; about 25 µs without the explanation,
+//! [`Model::probabilities`]); loading a model takes about 1-2 ms.
 
 mod cross_validation;
 mod features;
