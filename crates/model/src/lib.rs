@@ -60,14 +60,18 @@
 //! TF-IDF + logistic regression baseline: 0.877 ± 0.027). The options were
 //! chosen by varying one at a time inside that cross-validation; every
 //! setting near the defaults scored within ±0.01, so the figure is a
-//! plateau, not a lucky peak. Nested cross-validation, which re-tunes L2
-//! penalty, `min_document_frequency` and character n-gram lengths inside each
-//! outer training set, estimates the whole procedure (`--nested`): see the
-//! crate's report in the commit history for the figure. What mattered: scaling
-//! the word and character blocks separately (+0.02 to +0.03 over one joint
-//! normalisation), `min_document_frequency` 3 rather than 1, counting the
-//! subject (0.84 without it), sublinear tf. What did not: character n-gram
-//! lengths (3-5, 3-4 and 4 alone all within 0.003), L2 between 0.02 and 0.1.
+//! plateau, not a lucky peak. Nested cross-validation (`--nested`), which
+//! re-tunes the L2 penalty, `min_document_frequency` and the character
+//! n-gram lengths by inner 3-fold CV inside each outer training set, so that
+//! the outer folds never take part in a choice, gives accuracy
+//! 0.907 ± 0.040 and macro F1 0.919 ± 0.034 (5 folds x 2 seeds).
+//!
+//! What mattered: scaling the word and character blocks separately (about
+//! +0.03 over one joint normalisation, where the many n-grams drown the
+//! words), `min_document_frequency` 3 rather than 1 (+0.03), counting the
+//! subject (-0.03 without it), sublinear tf (-0.02 without it). What did
+//! not: character n-gram lengths (3-5, 3-4 and 4 alone within 0.003 of each
+//! other), the L2 penalty between 0.02 and 0.1, subject weight 1 to 3.
 //! Character 4-grams alone were chosen because they are the cheapest.
 //!
 //! # Speed
