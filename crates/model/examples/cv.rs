@@ -5,7 +5,7 @@
 //!   --set KEY=VALUE   override a training option (repeatable):
 //!                     word=1-2|1-1|none  char=3-5|2-5|none  min_df=N  max_df=F
 //!                     subject=N  digits=true|false  sublinear=true|false
-//!                     char_weight=F  l2=F  iterations=N  tolerance=F
+//!                     char_weight=F  l2=F  calibration=N  iterations=N  tolerance=F
 //!   --seeds N         repeat the 5-fold split with seeds 1..=N (default 3)
 //!   --sweep           vary one option at a time around the current options
 //!   --speed           only train once and report size, load and predict times
@@ -98,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     print_confusions(&last);
+    print_calibration(&last);
     report_costs(&examples, &options)
 }
 
@@ -144,6 +145,37 @@ fn print_confusions(cross_validation: &CrossValidation) {
     }
 }
 
+/// How far the out-of-fold probability can be trusted: for each threshold,
+/// the share of messages at or above it and the accuracy on those.
+fn print_calibration(cross_validation: &CrossValidation) {
+    let predictions = &cross_validation.predictions;
+    let mean_probability = predictions
+        .iter()
+        .map(|prediction| f64::from(prediction.probability))
+        .sum::<f64>()
+        / predictions.len().max(1) as f64;
+    println!(
+        "confidence (out-of-fold, last seed): mean probability of the chosen label {mean_probability:.3}"
+    );
+    println!("  threshold -> share kept, accuracy of kept");
+    for threshold in [0.0f32, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8] {
+        let kept: Vec<_> = cross_validation
+            .predictions
+            .iter()
+            .filter(|prediction| prediction.probability >= threshold)
+            .collect();
+        let correct = kept
+            .iter()
+            .filter(|prediction| prediction.actual == prediction.predicted)
+            .count();
+        println!(
+            "  {threshold:.1} -> {:.2}, {:.3}",
+            kept.len() as f64 / cross_validation.predictions.len() as f64,
+            correct as f64 / kept.len().max(1) as f64
+        );
+    }
+}
+
 /// Training time, model size, load time and prediction speed of a model
 /// trained on every message.
 fn report_costs(examples: &[TrainingExample<'_>], options: &TrainingOptions) -> anyhow::Result<()> {
@@ -172,10 +204,11 @@ fn report_costs(examples: &[TrainingExample<'_>], options: &TrainingOptions) -> 
         .sum::<usize>()
         / examples.len();
     println!(
-        "full model: {} features, {} labels, trained in {:.2} s, {:.2} MB, loads in {:.1} ms, \
-         predicts {per_second:.0} corpus messages/s (average text {average_bytes} bytes)",
+        "full model: {} features, {} labels, temperature {:.2}, trained in {:.2} s, {:.2} MB, \
+         loads in {:.1} ms, predicts {per_second:.0} corpus messages/s (average text {average_bytes} bytes)",
         model.feature_count(),
         model.labels().len(),
+        model.temperature(),
         training.as_secs_f64(),
         bytes.len() as f64 / 1e6,
         load.as_secs_f64() * 1e3,
@@ -465,6 +498,7 @@ fn apply(options: &mut TrainingOptions, setting: &str) -> anyhow::Result<()> {
         "sublinear" => options.sublinear_tf = value.parse()?,
         "char_weight" => options.char_weight = value.parse()?,
         "l2" => options.l2_penalty = value.parse()?,
+        "calibration" => options.calibration_folds = value.parse()?,
         "iterations" => options.max_iterations = value.parse()?,
         "tolerance" => options.gradient_tolerance = value.parse()?,
         other => bail!("unknown option {other:?}"),
@@ -479,7 +513,7 @@ fn describe(options: &TrainingOptions) -> String {
         None => "none".to_owned(),
     };
     format!(
-        "word={} char={} char_weight={} min_df={} max_df={} subject={} digits={} sublinear={} l2={} iterations={} tolerance={}",
+        "word={} char={} char_weight={} min_df={} max_df={} subject={} digits={} sublinear={} l2={} calibration={} iterations={} tolerance={}",
         range(options.word_ngrams),
         range(options.char_ngrams),
         options.char_weight,
@@ -489,6 +523,7 @@ fn describe(options: &TrainingOptions) -> String {
         options.fold_digits,
         options.sublinear_tf,
         options.l2_penalty,
+        options.calibration_folds,
         options.max_iterations,
         options.gradient_tolerance,
     )

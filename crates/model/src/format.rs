@@ -6,12 +6,14 @@
 //! options      word n-gram min, max (u8, u8; 0, 0 = none), char n-gram min, max,
 //!              min_document_frequency u32, max_document_fraction f32,
 //!              subject_weight u32, fold_digits u8, sublinear_tf u8, char_weight f32,
-//!              l2_penalty f64, max_iterations u64, gradient_tolerance f64
+//!              l2_penalty f64, calibration_folds u32, max_iterations u64,
+//!              gradient_tolerance f64
 //! labels       u32 count, then per label: u32 length, UTF-8 bytes
 //! features     u32 count, then per feature: u8 kind, u32 length, UTF-8 bytes
 //!              (sorted by kind, then text)
 //! known words  u32 count, then per word: u32 length, UTF-8 bytes (sorted;
 //!              training words that are not features, kept only for speed)
+//! temperature  f32 (scores are divided by it before the softmax)
 //! idf          f32 per feature
 //! intercepts   f32 per label
 //! weights      f32 per feature and label, feature-major
@@ -75,6 +77,7 @@ pub(crate) fn to_bytes(model: &Model) -> Vec<u8> {
     bytes.push(u8::from(options.sublinear_tf));
     bytes.extend_from_slice(&options.char_weight.to_le_bytes());
     bytes.extend_from_slice(&options.l2_penalty.to_le_bytes());
+    put_u32(&mut bytes, options.calibration_folds);
     bytes.extend_from_slice(&options.max_iterations.to_le_bytes());
     bytes.extend_from_slice(&options.gradient_tolerance.to_le_bytes());
 
@@ -91,6 +94,7 @@ pub(crate) fn to_bytes(model: &Model) -> Vec<u8> {
     for word in &model.known_words {
         put_text(&mut bytes, word);
     }
+    bytes.extend_from_slice(&model.temperature.to_le_bytes());
     for values in [&model.idf, &model.intercepts, &model.weights] {
         for value in values {
             bytes.extend_from_slice(&value.to_le_bytes());
@@ -255,6 +259,7 @@ pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
         sublinear_tf: reader.bool("sublinear_tf")?,
         char_weight: reader.f32("char_weight")?,
         l2_penalty: reader.f64("l2_penalty")?,
+        calibration_folds: reader.u32("calibration_folds")?,
         max_iterations: reader.u64("max_iterations")?,
         gradient_tolerance: reader.f64("gradient_tolerance")?,
     };
@@ -298,6 +303,12 @@ pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
         ));
     }
 
+    let temperature = reader.f32("temperature")?;
+    if !(temperature.is_finite() && temperature > 0.0) {
+        return Err(corrupt(format!(
+            "temperature {temperature} is not a positive number"
+        )));
+    }
     let idf = reader.floats(feature_count, "idf")?;
     let intercepts = reader.floats(label_count, "intercepts")?;
     let weight_count = feature_count
@@ -319,6 +330,7 @@ pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
         idf,
         weights,
         intercepts,
+        temperature,
         known_words,
         lookup,
     })
@@ -404,6 +416,7 @@ mod tests {
         bytes.extend_from_slice(&[1, 1]);
         bytes.extend_from_slice(&1.0f32.to_le_bytes());
         bytes.extend_from_slice(&0.1f64.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
         bytes.extend_from_slice(&100u64.to_le_bytes());
         bytes.extend_from_slice(&1e-4f64.to_le_bytes());
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());

@@ -9,7 +9,8 @@
 //!   ([`TrainingOptions::DEFAULT`] holds the values chosen by cross-validation).
 //! - [`Model::train`] turns examples and options into a [`Model`]: the
 //!   vocabulary, its inverse document frequencies, a `[features x labels]`
-//!   weight matrix, one intercept per label and the label names.
+//!   weight matrix, one intercept per label, the label names and a softmax
+//!   temperature fitted on out-of-fold scores (calibration).
 //! - [`Model::predict`] turns a subject and a text into a [`Prediction`]: a
 //!   softmax probability per label, the best label, and the words and word
 //!   pairs that pushed hardest towards it ([`FeatureContribution`], shown as
@@ -49,6 +50,17 @@
 //! train in about 0.5 s. Prediction does not use linfa or ndarray: the weights
 //! are copied into a feature-major `f32` matrix, and a message touches only
 //! the rows of its own features.
+//!
+//! # Calibration
+//!
+//! With L2 regularisation over 18 labels the raw softmax is underconfident:
+//! out-of-fold on the dev corpus the chosen label is right 91.8% of the time
+//! but gets a mean probability of 0.54. Training therefore also fits one
+//! temperature on out-of-fold scores ([`TrainingOptions::calibration_folds`]);
+//! on the dev corpus it is about 0.3, and the mean probability becomes 0.92
+//! for the same 91.8% (at a threshold of 0.8, 85% of the mails are kept and
+//! 97% of those are right). No label changes. It makes training about six
+//! times slower (about 2 s).
 //!
 //! # Quality (dev corpus, 220 mails, 18 categories)
 //!
