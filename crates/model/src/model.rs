@@ -65,11 +65,12 @@ pub struct Prediction {
     pub label_index: usize,
     /// Its probability.
     pub probability: f32,
-    /// Softmax probability of every label, in [`Model::labels`] order; sums to
-    /// 1. Calibrated by temperature scaling when the model was trained with
-    /// `calibration_folds` (the default): on the dev corpus, out-of-fold, the
-    /// mean probability of the chosen label is close to the accuracy. Choose
-    /// a triage threshold from [`crate::CrossValidation::predictions`].
+    /// Softmax probability of every label, in [`Model::labels`] order (they
+    /// add up to one). Calibrated by temperature scaling when the model was
+    /// trained with `calibration_folds` (the default): on the dev corpus,
+    /// out-of-fold, the mean probability of the chosen label is close to the
+    /// accuracy. Choose a triage threshold from
+    /// [`crate::CrossValidation::predictions`].
     pub probabilities: Vec<f32>,
     /// The words and word pairs of the message that pushed hardest towards
     /// `label`, strongest first (at most [`EXPLANATION_FEATURES`], positive only).
