@@ -142,8 +142,8 @@ const TF_TABLE_SIZE: usize = 256;
 #[derive(Debug, Clone)]
 pub(crate) struct Lookup {
     featuriser: Featuriser,
-    /// Every word that is a `Word` feature or part of a `WordPair` feature,
-    /// to its slot number.
+    /// Every word that is a `Word` feature, part of a `WordPair` feature, or
+    /// a known training word, to its slot number.
     word_slots: TextMap,
     /// Per slot: the word itself (for explanations).
     slot_words: Vec<Box<str>>,
