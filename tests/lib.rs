@@ -73,13 +73,40 @@ pub fn shared_dir() -> Option<PathBuf> {
 /// A scratch directory with its own database, drop folder and working directory.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
+    /// The configuration file used: the repository's, or one written by
+    /// [`TestEnv::with_config`].
+    config_path: PathBuf,
 }
 
 impl TestEnv {
     pub fn new() -> TestEnv {
         TestEnv {
             dir: tempfile::tempdir().expect("temp dir"),
+            config_path: workspace_root().join("config").join("default.toml"),
         }
+    }
+
+    /// A test env whose configuration is the repository's default plus `extra`
+    /// TOML (e.g. `[[mailbox]]` tables), with the rule files still read from
+    /// the repository.
+    pub fn with_config(extra: &str) -> TestEnv {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_dir = workspace_root().join("config");
+        let default = std::fs::read_to_string(config_dir.join("default.toml"))
+            .expect("read config/default.toml");
+        let absolute = |name: &str| config_dir.join(name).display().to_string();
+        let config = default
+            .replace(
+                "rules = \"classifier.toml\"",
+                &format!("rules = {:?}", absolute("classifier.toml")),
+            )
+            .replace(
+                "rules = \"routing.toml\"",
+                &format!("rules = {:?}", absolute("routing.toml")),
+            );
+        let config_path = dir.path().join("supportd.toml");
+        std::fs::write(&config_path, format!("{config}\n{extra}\n")).expect("write config");
+        TestEnv { dir, config_path }
     }
 
     pub fn path(&self) -> &Path {
@@ -95,7 +122,7 @@ impl TestEnv {
         let mut command = Command::new(supportd_binary());
         command
             .arg("--config")
-            .arg(workspace_root().join("config").join("default.toml"))
+            .arg(&self.config_path)
             .arg("--database")
             .arg(format!("sqlite://{}", self.database_path().display()))
             .args(args)

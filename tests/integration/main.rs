@@ -7,3 +7,4 @@ mod corpus;
 mod imap;
 mod ingest;
 mod serve;
+mod serve_imap;

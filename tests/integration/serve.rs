@@ -24,7 +24,7 @@ fn dropped_mail_becomes_a_ticket_and_moves_to_cur_then_sigterm_stops_cleanly() {
     let mut child = env
         .command(&["serve"])
         .env("SUPPORTD_INTAKE__POLL_INTERVAL_MS", "50")
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let inbox = env.path().join("inbox");

@@ -532,6 +532,34 @@ impl Session {
         Ok(sections)
     }
 
+    /// UIDs up to `last_uid` that `acknowledge` has not yet been applied to
+    /// (still present for a move, still unseen for `\Seen`), ascending: after a
+    /// crash between a commit and its acknowledgment, the caller acknowledges
+    /// those it finds stored.
+    pub async fn uids_not_acknowledged(
+        &mut self,
+        last_uid: u32,
+        acknowledge: &Acknowledge,
+    ) -> Result<Vec<u32>, IntakeError> {
+        let query = match acknowledge {
+            _ if last_uid == 0 => return Ok(Vec::new()),
+            Acknowledge::LeaveUntouched => return Ok(Vec::new()),
+            Acknowledge::Seen => format!("UID 1:{last_uid} UNSEEN"),
+            Acknowledge::MoveTo(_) => format!("UID 1:{last_uid}"),
+        };
+        self.require_selected("UID SEARCH")?;
+        let timeout = self.command_timeout;
+        let imap = self.imap()?;
+        let result = within(timeout, "UID SEARCH", imap.uid_search(query)).await;
+        let mut uids: Vec<u32> = self
+            .checked(result)?
+            .into_iter()
+            .filter(|uid| *uid <= last_uid)
+            .collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
     /// UIDs of messages received on or after `date` (`UID SEARCH SINCE`), ascending.
     pub async fn uids_since(&mut self, date: NaiveDate) -> Result<Vec<u32>, IntakeError> {
         self.require_selected("UID SEARCH")?;

@@ -166,6 +166,20 @@ impl Store {
         }
     }
 
+    /// Which of `uids` (of the IMAP folder stored as `mailbox`, e.g.
+    /// `support/INBOX`, under `uidvalidity`) are stored, ascending. Used after a
+    /// restart to acknowledge mail committed just before a crash.
+    pub async fn stored_imap_uids(
+        &self,
+        mailbox: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<Vec<u32>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.stored_imap_uids(mailbox, uidvalidity, uids).await,
+        }
+    }
+
     /// Where intake stands in `folder` of `mailbox`; `None` before the first batch.
     pub async fn checkpoint(
         &self,

@@ -415,6 +415,21 @@ async fn checkpoint_moves_with_its_batch_and_only_then(store: &Store) {
         store.checkpoint("support", "INBOX").await.unwrap(),
         Some(checkpoint(42, 11))
     );
+    // The stored positions are found again by UID (for acknowledging after a crash).
+    assert_eq!(
+        store
+            .stored_imap_uids("support/INBOX", 42, &[9, 11, 12])
+            .await
+            .unwrap(),
+        vec![11]
+    );
+    assert_eq!(
+        store
+            .stored_imap_uids("support/INBOX", 41, &[11])
+            .await
+            .unwrap(),
+        Vec::<u32>::new()
+    );
     // Another folder keeps its own position.
     assert_eq!(
         store.checkpoint("support", "Escalations").await.unwrap(),

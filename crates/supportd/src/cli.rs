@@ -149,8 +149,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(&settings);
     match cli.command {
         Command::Serve => {
-            let application = Application::build(&settings).await?;
-            serve::serve(&application, &settings.intake, shutdown_signal()).await
+            let application = std::sync::Arc::new(Application::build(&settings).await?);
+            serve::serve(application, &settings, shutdown_signal()).await
         }
         Command::Ingest { paths, batch_size } => {
             let inputs = sources::expand_inputs(&paths)?;

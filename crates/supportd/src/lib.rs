@@ -16,6 +16,7 @@ pub mod classify;
 pub mod cli;
 pub mod eval;
 pub mod ingest;
+pub mod mailbox;
 pub mod pipeline;
 pub mod report;
 pub mod serve;

@@ -1,34 +1,98 @@
-//! `supportd serve`: the daemon. Today it watches the local Maildir drop folder
-//! (an MTA or a person drops mail into `new/`); every new file is ingested and,
-//! after the commit and only then, moved to `cur/`. A crash between the commit
-//! and the move re-reads the file on restart, which the store sees as a duplicate.
+//! `supportd serve`: the daemon. It runs a fixed set of long-lived tasks on one
+//! [`TaskTracker`] with one [`CancellationToken`]: the Maildir drop folder (an MTA
+//! or a person drops mail into `new/`) and one task per IMAP mailbox
+//! ([`crate::mailbox`]).
 //!
-//! Shutdown: SIGTERM or Ctrl-C stops the loop between batches; the batch in hand
-//! is committed and acknowledged first.
+//! Drop folder: every new file is ingested and, after the commit and only then,
+//! moved to `cur/`. A crash between the commit and the move re-reads the file on
+//! restart, which the store sees as a duplicate.
+//!
+//! Shutdown: SIGTERM or Ctrl-C cancels the token; each task finishes the batch in
+//! hand (commit, acknowledge) and stops at its next wait; `serve` waits for all
+//! of them, up to a deadline.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use supportd_store::{SourceKind, SourcePosition};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::Application;
-use crate::settings::IntakeSettings;
+use crate::settings::{IntakeSettings, Settings};
 
-/// Runs until `shutdown` resolves.
+/// How long tasks get to finish their batch after a shutdown signal.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs every intake task until `shutdown` resolves, then stops them.
 pub async fn serve(
-    application: &Application,
-    intake: &IntakeSettings,
+    application: Arc<Application>,
+    settings: &Settings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let drop_folder = &intake.drop_folder;
+    let intake = settings.intake.clone();
+    prepare_drop_folder(&intake.drop_folder)?;
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    {
+        let application = application.clone();
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            drop_folder_loop(&application, &intake, &cancel).await;
+            if !cancel.is_cancelled() {
+                tracing::error!(task = "drop folder", "Task ended early.");
+            }
+        });
+    }
+    for account in &settings.mailboxes {
+        let application = application.clone();
+        let cancel = cancel.clone();
+        let account = account.clone();
+        tracker.spawn(async move {
+            let name = account.name.clone();
+            crate::mailbox::run(application, account, cancel.clone()).await;
+            if !cancel.is_cancelled() {
+                tracing::error!(task = "mailbox", mailbox = %name, "Task ended early.");
+            }
+        });
+    }
+    tracker.close();
+    tracing::info!(mailboxes = settings.mailboxes.len(), "supportd is running.");
+    shutdown.await;
+    tracing::info!("Shutting down: finishing the batches in hand.");
+    cancel.cancel();
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            deadline_s = SHUTDOWN_DEADLINE.as_secs(),
+            "Some tasks did not stop in time; exiting anyway."
+        );
+    }
+    application.store.close().await;
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+fn prepare_drop_folder(drop_folder: &Path) -> anyhow::Result<()> {
     for folder in ["new", "cur", "tmp"] {
         fs::create_dir_all(drop_folder.join(folder))
             .with_context(|| format!("cannot create the drop folder {}", drop_folder.display()))?;
     }
+    Ok(())
+}
+
+async fn drop_folder_loop(
+    application: &Application,
+    intake: &IntakeSettings,
+    cancel: &CancellationToken,
+) {
+    let drop_folder = &intake.drop_folder;
     tracing::info!(drop_folder = %drop_folder.display(), "Watching the drop folder.");
-    tokio::pin!(shutdown);
     let mut failures: u32 = 0;
     loop {
         let pause = match ingest_new_mail(application, drop_folder, intake.batch_size).await {
@@ -52,10 +116,7 @@ pub async fn serve(
             }
         };
         tokio::select! {
-            () = &mut shutdown => {
-                tracing::info!("Shutting down.");
-                return Ok(());
-            }
+            () = cancel.cancelled() => return,
             () = tokio::time::sleep(pause) => {}
         }
     }

@@ -24,6 +24,9 @@ pub struct RawSettings {
     pub routing: RawRulesFile,
     pub intake: RawIntake,
     pub log: RawLog,
+    /// IMAP mailboxes watched by `serve` (`[[mailbox]]` tables); none by default.
+    #[serde(default)]
+    pub mailbox: Vec<supportd_intake::ImapAccount>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +78,7 @@ pub struct Settings {
     pub routing_rules_path: PathBuf,
     pub intake: IntakeSettings,
     pub log: RawLog,
+    pub mailboxes: Vec<supportd_intake::ImapAccount>,
 }
 
 /// What intake needs: limits for the parser, batching, and the drop folder of `serve`.
@@ -143,6 +147,16 @@ impl Settings {
                 intake.max_message_bytes
             );
         }
+        let mut names = std::collections::BTreeSet::new();
+        for mailbox in &raw.mailbox {
+            if !names.insert(mailbox.name.as_str()) {
+                bail!(
+                    "{}: two [[mailbox]] tables are named `{}`; names must be unique (they key the checkpoints)",
+                    config_path.display(),
+                    mailbox.name
+                );
+            }
+        }
         let database_url = database_override.unwrap_or(&raw.database.url).to_owned();
         if !database_url.starts_with("sqlite:") {
             bail!(
@@ -167,6 +181,7 @@ impl Settings {
                 poll_interval: Duration::from_millis(intake.poll_interval_ms.max(10)),
             },
             log: raw.log,
+            mailboxes: raw.mailbox,
         })
     }
 }

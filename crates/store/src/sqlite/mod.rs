@@ -150,6 +150,36 @@ impl SqliteStore {
         Ok(outcomes)
     }
 
+    /// See [`crate::Store::stored_imap_uids`].
+    pub async fn stored_imap_uids(
+        &self,
+        mailbox: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<Vec<u32>, StoreError> {
+        let doing = "looking up stored IMAP positions";
+        // The UID list travels as one JSON array parameter: no SQL is built from data.
+        let uid_list =
+            serde_json::to_string(uids).map_err(|error| StoreError::Unexpected(error.into()))?;
+        let found: Vec<i64> = sqlx::query_scalar(
+            "SELECT source_uid FROM messages \
+             WHERE source_mailbox = ?1 AND source_uidvalidity = ?2 \
+             AND source_uid IN (SELECT value FROM json_each(?3))",
+        )
+        .bind(mailbox)
+        .bind(i64::from(uidvalidity))
+        .bind(uid_list)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error(doing))?;
+        let mut stored: Vec<u32> = found
+            .into_iter()
+            .filter_map(|uid| u32::try_from(uid).ok())
+            .collect();
+        stored.sort_unstable();
+        Ok(stored)
+    }
+
     /// See [`crate::Store::checkpoint`].
     pub async fn checkpoint(
         &self,

@@ -1,0 +1,310 @@
+//! `supportd serve` against a real Dovecot: mail in the mailbox becomes routed
+//! tickets, exactly once, through crashes and server restarts.
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use supportd_tests::servers::dovecot::{Dovecot, SUPPORT_PASSWORD, SUPPORT_USER};
+use supportd_tests::{TestEnv, fixtures};
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A `[[mailbox]]` table for the test server's support user.
+fn mailbox_config(dovecot: &Dovecot, name: &str, password: &str, extra: &str) -> String {
+    let password_file = dovecot.directory().join(format!("{name}-password"));
+    std::fs::write(&password_file, password).unwrap();
+    format!(
+        r#"
+[[mailbox]]
+name = "{name}"
+host = "127.0.0.1"
+port = {port}
+security = "plain"
+username = "{SUPPORT_USER}"
+auth = {{ method = "password", password_file = "{password_file}" }}
+folders = ["INBOX"]
+{acknowledge}start = "2000-01-01"
+poll_interval = "1s"
+connect_timeout = "5s"
+command_timeout = "10s"
+{extra}
+"#,
+        port = dovecot.plain_port(),
+        password_file = password_file.display(),
+        acknowledge = if extra.contains("acknowledge") {
+            ""
+        } else {
+            "acknowledge = \"move\"\n"
+        },
+    )
+}
+
+fn env_for(dovecot: &Dovecot, extra_mailbox_keys: &str) -> TestEnv {
+    let env = TestEnv::with_config(&mailbox_config(
+        dovecot,
+        "support",
+        SUPPORT_PASSWORD,
+        extra_mailbox_keys,
+    ));
+    env.ok(&[
+        "accounts",
+        "import",
+        fixtures().join("accounts.csv").to_str().unwrap(),
+    ]);
+    env
+}
+
+/// A running `supportd serve`, killed if the test fails before stopping it.
+/// Its log goes to a file (a pipe nobody reads would fill and block it).
+struct Serve {
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start_serve(env: &TestEnv) -> Serve {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let log_path = env.path().join(format!("serve-{run}.log"));
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let child = env
+        .command(&["serve"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .unwrap();
+    Serve {
+        child: Some(child),
+        log_path,
+    }
+}
+
+fn stop_serve(mut serve: Serve) -> String {
+    let mut child = serve.child.take().expect("running");
+    let pid = child.id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(&serve.log_path).unwrap_or_default();
+            assert!(status.success(), "serve exits 0 on SIGTERM:\n{log}");
+            return log;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "serve did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A customer mail with a unique Message-ID.
+fn customer_mail(index: usize) -> Vec<u8> {
+    format!(
+        "From: Dana Whitfield <dana@fabrikam-freight.example>\r\n\
+         To: CloudSupport@centurylink.com\r\n\
+         Subject: Question {index} about our invoice\r\n\
+         Date: Wed, 25 Nov 2026 09:14:00 -0600\r\n\
+         Message-ID: <question-{index}@fabrikam-freight.example>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         Hello,\r\n\r\nThe November invoice shows a charge we do not recognise (line {index}).\r\n\
+         Could you explain it?\r\n\r\nThanks,\r\nDana\r\n"
+    )
+    .into_bytes()
+}
+
+/// How many tickets the database holds (via the CLI: the open counts of every queue).
+fn ticket_count(env: &TestEnv) -> u64 {
+    let queues = env.ok(&["queue", "list"]);
+    queues
+        .lines()
+        .skip(1)
+        .map(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
+}
+
+#[test]
+fn mail_arriving_during_idle_becomes_a_ticket_and_is_moved_to_processed() {
+    let dovecot = Dovecot::start();
+    let env = env_for(&dovecot, "");
+    let child = start_serve(&env);
+    wait_until("the first checkpoint", Duration::from_secs(20), || {
+        env.run(&["queue", "list"]).status.success() && dovecot.folder_exists(SUPPORT_USER, "INBOX")
+    });
+    // Give the daemon time to reach IDLE, then deliver.
+    std::thread::sleep(Duration::from_millis(500));
+    dovecot.deliver(
+        SUPPORT_USER,
+        &std::fs::read(fixtures().join("mail/01-billing.eml")).unwrap(),
+    );
+    wait_until("the ticket", Duration::from_secs(20), || {
+        ticket_count(&env) == 1
+    });
+    wait_until("the move to Processed", Duration::from_secs(20), || {
+        dovecot.folder_exists(SUPPORT_USER, "Processed")
+            && dovecot.mailbox_status(SUPPORT_USER, "Processed", "messages") == 1
+    });
+    assert_eq!(dovecot.mailbox_status(SUPPORT_USER, "INBOX", "messages"), 0);
+    let log = stop_serve(child);
+    assert!(log.contains("Ticket created."), "{log}");
+    let ticket = env.ok(&["ticket", "show", "CS-1001"]);
+    assert!(ticket.contains("queue billing"), "{ticket}");
+}
+
+#[test]
+fn two_thousand_waiting_mails_become_two_thousand_tickets_once() {
+    let dovecot = Dovecot::start();
+    for index in 0..2_000 {
+        dovecot.deliver(SUPPORT_USER, &customer_mail(index));
+    }
+    let env = env_for(&dovecot, "acknowledge = \"seen\"\nbatch_size = 250");
+    let child = start_serve(&env);
+    wait_until("2000 tickets", Duration::from_secs(120), || {
+        ticket_count(&env) == 2_000
+    });
+    stop_serve(child);
+    // Running again finds nothing new: the checkpoint holds, nothing doubles.
+    let child = start_serve(&env);
+    std::thread::sleep(Duration::from_secs(2));
+    stop_serve(child);
+    assert_eq!(ticket_count(&env), 2_000);
+    let seen = dovecot
+        .flags(SUPPORT_USER, "INBOX")
+        .iter()
+        .filter(|(_, flags)| flags.contains("\\Seen"))
+        .count();
+    assert_eq!(seen, 2_000, "every stored mail is flagged \\Seen");
+}
+
+#[test]
+fn sigkill_in_the_middle_of_a_batch_loses_and_doubles_nothing() {
+    let dovecot = Dovecot::start();
+    const MAILS: u64 = 3_000;
+    for index in 0..MAILS as usize {
+        dovecot.deliver(SUPPORT_USER, &customer_mail(index));
+    }
+    let env = env_for(&dovecot, "batch_size = 50");
+    // Create the database first, so polling it does not race the daemon's migration.
+    env.ok(&["migrate"]);
+    let serve = start_serve(&env);
+    wait_until("the first tickets", Duration::from_secs(60), || {
+        ticket_count(&env) >= 1
+    });
+    // Dropping the guard sends SIGKILL and waits.
+    drop(serve);
+    let after_kill = ticket_count(&env);
+    eprintln!("killed with {after_kill} of {MAILS} tickets stored");
+    let child = start_serve(&env);
+    wait_until("every ticket", Duration::from_secs(120), || {
+        ticket_count(&env) >= MAILS
+    });
+    wait_until("every mail moved", Duration::from_secs(30), || {
+        dovecot.mailbox_status(SUPPORT_USER, "INBOX", "messages") == 0
+    });
+    stop_serve(child);
+    assert_eq!(ticket_count(&env), MAILS, "no ticket doubled, none lost");
+    // Each mail is in the mailbox exactly once, in Processed, including those
+    // committed just before the kill and acknowledged after the restart.
+    assert_eq!(
+        dovecot.mailbox_status(SUPPORT_USER, "Processed", "messages"),
+        MAILS
+    );
+}
+
+#[test]
+fn dovecot_restarted_under_the_daemon_is_reconnected_and_nothing_is_missed() {
+    let mut dovecot = Dovecot::start();
+    let env = env_for(&dovecot, "");
+    let child = start_serve(&env);
+    dovecot.deliver(SUPPORT_USER, &customer_mail(1));
+    wait_until("the first ticket", Duration::from_secs(20), || {
+        env.run(&["queue", "list"]).status.success() && ticket_count(&env) == 1
+    });
+    dovecot.kill();
+    dovecot.deliver(SUPPORT_USER, &customer_mail(2));
+    dovecot.start_again();
+    dovecot.deliver(SUPPORT_USER, &customer_mail(3));
+    wait_until("the mail of the outage", Duration::from_secs(60), || {
+        ticket_count(&env) == 3
+    });
+    let log = stop_serve(child);
+    assert!(log.contains("reconnecting"), "{log}");
+}
+
+#[test]
+fn a_recreated_folder_with_a_new_uidvalidity_doubles_nothing() {
+    let dovecot = Dovecot::start();
+    for index in 0..5 {
+        dovecot.deliver(SUPPORT_USER, &customer_mail(index));
+    }
+    let env = env_for(&dovecot, "acknowledge = \"none\"");
+    let child = start_serve(&env);
+    wait_until("5 tickets", Duration::from_secs(20), || {
+        env.run(&["queue", "list"]).status.success() && ticket_count(&env) == 5
+    });
+    stop_serve(child);
+    dovecot.recreate_folder(SUPPORT_USER, "INBOX");
+    dovecot.deliver(SUPPORT_USER, &customer_mail(5));
+    let child = start_serve(&env);
+    wait_until("the sixth ticket", Duration::from_secs(20), || {
+        ticket_count(&env) == 6
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let log = stop_serve(child);
+    assert_eq!(ticket_count(&env), 6);
+    assert!(log.contains("UIDVALIDITY changed"), "{log}");
+}
+
+#[test]
+fn a_mailbox_with_a_wrong_password_fails_alone() {
+    let dovecot = Dovecot::start();
+    let good = mailbox_config(&dovecot, "support", SUPPORT_PASSWORD, "");
+    let bad = mailbox_config(&dovecot, "broken", "not-the-password", "");
+    let env = TestEnv::with_config(&format!("{good}\n{bad}"));
+    env.ok(&[
+        "accounts",
+        "import",
+        fixtures().join("accounts.csv").to_str().unwrap(),
+    ]);
+    dovecot.deliver(SUPPORT_USER, &customer_mail(1));
+    let child = start_serve(&env);
+    wait_until(
+        "the ticket of the good mailbox",
+        Duration::from_secs(20),
+        || ticket_count(&env) == 1,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let log = stop_serve(child);
+    assert!(log.contains("broken"), "{log}");
+    assert!(log.contains("Mailbox failed"), "{log}");
+    assert!(
+        !log.contains("not-the-password"),
+        "the password never appears in the log"
+    );
+}
