@@ -21,7 +21,7 @@ fn dropped_mail_becomes_a_ticket_and_moves_to_cur_then_sigterm_stops_cleanly() {
         "import",
         fixtures().join("accounts.csv").to_str().unwrap(),
     ]);
-    let mut child = env
+    let child = env
         .command(&["serve"])
         .env("SUPPORTD_INTAKE__POLL_INTERVAL_MS", "50")
         .stderr(Stdio::null())

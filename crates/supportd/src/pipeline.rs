@@ -24,7 +24,7 @@ pub struct Pipeline {
 pub enum Processed {
     Routed {
         message: Box<InboundMessage>,
-        classification: Classification,
+        classification: Box<Classification>,
         route: RouteDecision,
     },
     Quarantined {
@@ -45,7 +45,7 @@ impl Pipeline {
             .with_context(|| format!("cannot read routing rules {}", routing_path.display()))?;
         let router = Router::from_toml(&routing_text, &routing_path.display().to_string())?;
         Ok(Pipeline {
-            limits: settings.intake.limits.clone(),
+            limits: settings.intake.limits,
             classifier: Classifier::new(directory, rules),
             router,
         })
@@ -63,7 +63,7 @@ impl Pipeline {
                 let route = self.router.route(&message, &classification, received_at);
                 Processed::Routed {
                     message: Box::new(message),
-                    classification,
+                    classification: Box::new(classification),
                     route,
                 }
             }
@@ -83,7 +83,7 @@ impl Pipeline {
                 route,
             } => IngestContent::Parsed {
                 message: *message,
-                classification,
+                classification: *classification,
                 route,
             },
             Processed::Quarantined { quarantine, due } => IngestContent::Quarantined {
