@@ -1,0 +1,336 @@
+//! One IMAP mailbox, watched by `supportd serve`: connect, bring every folder up
+//! to date, wait with IDLE (or poll), repeat; on any error drop the session and
+//! reconnect after an exponential backoff with jitter. A mailbox that fails keeps
+//! failing alone: each has its own task.
+//!
+//! Per folder: the checkpoint (UIDVALIDITY, last UID) comes from the store. A
+//! folder seen for the first time starts where the account's `start` says; a
+//! changed UIDVALIDITY re-scans from UID 0 (the idempotent ingest drops what it
+//! already has). Each fetched batch is stored together with the new checkpoint
+//! in one transaction, and only then acknowledged at the server (flag, move, or
+//! nothing); quarantined mail is moved to the quarantine folder.
+//!
+//! One connection per mailbox: it fetches, then idles on the first folder.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use supportd_intake::{Backoff, FetchedMessage, IdleOutcome, ImapAccount, IntakeError, Session};
+use supportd_mail::Normalised;
+use supportd_store::{Checkpoint, IngestContent, IngestItem, IngestOutcome, SourcePosition};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{Application, now};
+
+/// Watches one mailbox until `cancel` fires.
+pub async fn run(application: Arc<Application>, account: ImapAccount, cancel: CancellationToken) {
+    let span = tracing::info_span!("mailbox", mailbox = %account.name);
+    async {
+        let backoff = Backoff::RECONNECT;
+        let mut failures: u32 = 0;
+        loop {
+            match watch(&application, &account, &cancel, &mut failures).await {
+                Ok(()) => return,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let delay = backoff.delay_with_random_jitter(failures);
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        failures,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "Mailbox failed; reconnecting after a pause."
+                    );
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// One session: returns `Ok` when cancelled, an error when the session broke.
+async fn watch(
+    application: &Application,
+    account: &ImapAccount,
+    cancel: &CancellationToken,
+    failures: &mut u32,
+) -> anyhow::Result<()> {
+    let mut session = supportd_intake::connect(account).await?;
+    tracing::info!(
+        server = %account.host,
+        folders = account.folders.len(),
+        "Connected."
+    );
+    *failures = 0;
+    for folder in &account.folders {
+        acknowledge_stored_leftovers(application, account, &mut session, folder).await?;
+    }
+    let idle_folder = account
+        .folders
+        .first()
+        .context("the mailbox has no folder")?;
+    loop {
+        for folder in &account.folders {
+            sync_folder(application, account, &mut session, folder, cancel).await?;
+            if cancel.is_cancelled() {
+                let _ = session.logout().await;
+                return Ok(());
+            }
+        }
+        if account.folders.len() > 1 {
+            session.select(idle_folder).await?;
+        }
+        match session
+            .idle_wait(account.idle_timeout, cancel.cancelled())
+            .await?
+        {
+            IdleOutcome::Cancelled => {
+                let _ = session.logout().await;
+                return Ok(());
+            }
+            IdleOutcome::NewMail | IdleOutcome::Timeout => {}
+        }
+    }
+}
+
+/// After a crash between a commit and its acknowledgment, mail that is stored
+/// but still waiting at the server (unmoved, or unseen): acknowledge it now.
+/// Only mail the store holds is touched, never history older than `start`.
+async fn acknowledge_stored_leftovers(
+    application: &Application,
+    account: &ImapAccount,
+    session: &mut Session,
+    folder: &str,
+) -> anyhow::Result<()> {
+    let folder_state = session.select(folder).await?;
+    let Some(checkpoint) = application
+        .store
+        .checkpoint(&account.name, folder)
+        .await
+        .context("cannot read the folder's checkpoint")?
+        .filter(|checkpoint| checkpoint.uidvalidity == folder_state.uidvalidity)
+    else {
+        return Ok(());
+    };
+    let waiting = session
+        .uids_not_acknowledged(checkpoint.last_uid, &account.acknowledge)
+        .await?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let stored = application
+        .store
+        .stored_imap_uids(
+            &mailbox_label(account, folder),
+            folder_state.uidvalidity,
+            &waiting,
+        )
+        .await
+        .context("cannot look up stored mail")?;
+    if !stored.is_empty() {
+        tracing::info!(
+            folder,
+            count = stored.len(),
+            "Acknowledging mail stored before an interruption."
+        );
+        acknowledge(session, account, &stored, &[]).await;
+    }
+    Ok(())
+}
+
+/// How an IMAP folder is named in message source positions.
+fn mailbox_label(account: &ImapAccount, folder: &str) -> String {
+    format!("{}/{}", account.name, folder)
+}
+
+/// Stores everything new in `folder`, batch by batch, each batch committed with
+/// its checkpoint before it is acknowledged.
+async fn sync_folder(
+    application: &Application,
+    account: &ImapAccount,
+    session: &mut Session,
+    folder: &str,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    let folder_state = session.select(folder).await?;
+    let stored = application
+        .store
+        .checkpoint(&account.name, folder)
+        .await
+        .context("cannot read the folder's checkpoint")?;
+    let mut last_uid = match stored {
+        Some(checkpoint) if checkpoint.uidvalidity == folder_state.uidvalidity => {
+            checkpoint.last_uid
+        }
+        previous => {
+            let last_uid = match previous {
+                Some(previous) => {
+                    tracing::warn!(
+                        folder,
+                        old_uidvalidity = previous.uidvalidity,
+                        new_uidvalidity = folder_state.uidvalidity,
+                        "UIDVALIDITY changed; scanning the folder again (stored mail is not doubled)."
+                    );
+                    0
+                }
+                None => {
+                    let start = session
+                        .start_after_uid(account.start, &folder_state)
+                        .await?;
+                    tracing::info!(
+                        folder,
+                        start_after_uid = start,
+                        "First visit of this folder."
+                    );
+                    start
+                }
+            };
+            let checkpoint = Checkpoint {
+                mailbox: account.name.clone(),
+                folder: folder.to_owned(),
+                uidvalidity: folder_state.uidvalidity,
+                last_uid,
+            };
+            application
+                .store
+                .ingest_batch_with_checkpoint(&[], &checkpoint)
+                .await
+                .context("cannot save the folder's checkpoint")?;
+            last_uid
+        }
+    };
+    loop {
+        let fetched = session.fetch_after(last_uid, account.batch_size).await?;
+        let Some(batch_last_uid) = fetched.last().map(|message| message.uid) else {
+            return Ok(());
+        };
+        let uids: Vec<u32> = fetched.iter().map(|message| message.uid).collect();
+        let received_at = now();
+        let mailbox_label = mailbox_label(account, folder);
+        let items: Vec<IngestItem> = fetched
+            .into_iter()
+            .map(|message| {
+                let source =
+                    SourcePosition::imap(&mailbox_label, folder_state.uidvalidity, message.uid);
+                prepare(application, message, source, received_at)
+            })
+            .collect();
+        let checkpoint = Checkpoint {
+            mailbox: account.name.clone(),
+            folder: folder.to_owned(),
+            uidvalidity: folder_state.uidvalidity,
+            last_uid: batch_last_uid,
+        };
+        let outcomes = application
+            .store
+            .ingest_batch_with_checkpoint(&items, &checkpoint)
+            .await
+            .context("cannot store a batch of fetched mail")?;
+        last_uid = batch_last_uid;
+
+        let mut quarantined = Vec::new();
+        let mut stored = Vec::new();
+        for ((uid, item), outcome) in uids.iter().zip(&items).zip(&outcomes) {
+            log_outcome(folder, *uid, item, *outcome);
+            match outcome {
+                IngestOutcome::Quarantined(_) => quarantined.push(*uid),
+                _ => stored.push(*uid),
+            }
+        }
+        // Committed: now, and only now, tell the server.
+        acknowledge(session, account, &stored, &quarantined).await;
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+    }
+}
+
+/// Runs the pure stages on a fetched message; an oversized one (header only)
+/// is quarantined with what its header says.
+fn prepare(
+    application: &Application,
+    message: FetchedMessage,
+    source: SourcePosition,
+    received_at: i64,
+) -> IngestItem {
+    match (message.raw, message.header) {
+        (Some(raw), _) => application.pipeline.prepare(raw, source, received_at),
+        (None, header) => {
+            let header = header.unwrap_or_default();
+            let (message_id, subject, from) =
+                match supportd_mail::normalise(&header, &supportd_mail::Limits::DEFAULT) {
+                    Normalised::Message(parsed) => (parsed.message_id, parsed.subject, parsed.from),
+                    Normalised::Quarantine(quarantine) => {
+                        (quarantine.message_id, quarantine.subject, quarantine.from)
+                    }
+                };
+            IngestItem {
+                content: IngestContent::Quarantined {
+                    quarantine_reason: format!(
+                        "message of {} bytes is over the size limit; only its header was fetched, the message was moved to the quarantine folder",
+                        message.size
+                    ),
+                    message_id,
+                    content_hash: supportd_mail::content_hash(&header),
+                    subject,
+                    from,
+                    due: application.pipeline.router().quarantine_due(received_at),
+                },
+                raw: header,
+                source,
+                received_at,
+            }
+        }
+    }
+}
+
+/// Acknowledges committed messages. A failure here loses nothing (the mail is
+/// stored and the checkpoint is past it); it is logged and intake goes on.
+async fn acknowledge(
+    session: &mut Session,
+    account: &ImapAccount,
+    stored: &[u32],
+    quarantined: &[u32],
+) {
+    if let Err(error) = session.acknowledge(stored, &account.acknowledge).await {
+        log_acknowledge_failure(&error, stored.len());
+    }
+    if let Err(error) = session.quarantine(quarantined).await {
+        log_acknowledge_failure(&error, quarantined.len());
+    }
+}
+
+fn log_acknowledge_failure(error: &IntakeError, count: usize) {
+    tracing::warn!(
+        error = %error,
+        count,
+        "Stored mail could not be acknowledged at the server; it stays where it is."
+    );
+}
+
+fn log_outcome(folder: &str, uid: u32, item: &IngestItem, outcome: IngestOutcome) {
+    let message_id = match &item.content {
+        IngestContent::Parsed { message, .. } => message.message_id.as_str(),
+        IngestContent::Quarantined { message_id, .. } => message_id.as_str(),
+    };
+    let ticket_ref = outcome.ticket_ref();
+    match outcome {
+        IngestOutcome::Created(_) => {
+            tracing::info!(folder, uid, message_id, %ticket_ref, "Ticket created.")
+        }
+        IngestOutcome::Threaded(_) => {
+            tracing::info!(folder, uid, message_id, %ticket_ref, "Reply added to its ticket.")
+        }
+        IngestOutcome::Duplicate(_) => {
+            tracing::info!(folder, uid, message_id, %ticket_ref, "Already stored.")
+        }
+        IngestOutcome::Quarantined(_) => {
+            tracing::warn!(folder, uid, message_id, %ticket_ref, "Message quarantined.")
+        }
+    }
+}
