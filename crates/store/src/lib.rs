@@ -49,6 +49,7 @@
 mod codec;
 mod error;
 mod model;
+mod outbox;
 mod plan;
 mod sqlite;
 
@@ -63,6 +64,7 @@ pub use model::{
     ParseSourceKindError, QueueQuery, QueueSummary, SourceKind, SourcePosition, StoredMessage,
     StoredRoute, TicketDetail, TicketLabels, TicketOrder, TicketSummary,
 };
+pub use outbox::{OutboxClaim, OutboxKind, OutboxMail, OutboxPolicy, OutboxStatus, TICKET_HEADER};
 pub use sqlite::SqliteStore;
 
 /// The store: one variant per database backend.
@@ -100,6 +102,15 @@ impl Store {
             return Err(invalid("a file path is required (the store is durable)"));
         }
         SqliteStore::open(Path::new(rest)).await.map(Store::Sqlite)
+    }
+
+    /// This store, writing outbox rows by `policy` (Message-ID domain,
+    /// escalation address, rate limit, bounce suppression). Without it the
+    /// store uses [`OutboxPolicy::fallback`].
+    pub fn with_outbox_policy(self, policy: OutboxPolicy) -> Store {
+        match self {
+            Store::Sqlite(store) => Store::Sqlite(store.with_outbox_policy(policy)),
+        }
     }
 
     /// The database (file path), for logs and error messages.
@@ -261,6 +272,98 @@ impl Store {
     pub async fn raw_message(&self, message_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Store::Sqlite(store) => store.raw_message(message_id).await,
+        }
+    }
+}
+
+/// The outbox: rows are written by [`Store::ingest_batch`] (acknowledgments,
+/// scope notices, escalations of created tickets) and [`Store::queue_staff_reply`],
+/// and sent by the worker of `supportd-outbound`.
+impl Store {
+    /// Claims up to `claim.limit` due, queued rows with a lease of
+    /// `claim.lease_s` seconds, counting an attempt on each. A row whose lease
+    /// ran out (its worker crashed) is claimed again.
+    pub async fn claim_outbox(&self, claim: OutboxClaim) -> Result<Vec<OutboxMail>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.claim_outbox(claim).await,
+        }
+    }
+
+    /// Keeps the bytes of a row's first rendering; later calls change nothing,
+    /// so every retry sends the same mail.
+    pub async fn save_rendered(&self, id: i64, rendered: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.save_rendered(id, rendered).await,
+        }
+    }
+
+    /// The server accepted the mail: `sent`, with a `mail_sent` audit event.
+    pub async fn mark_outbox_sent(&self, id: i64, now: i64, reply: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.mark_outbox_sent(id, now, reply).await,
+        }
+    }
+
+    /// A temporary failure: try again at `next_attempt_at`, keeping `error`.
+    pub async fn mark_outbox_retry(
+        &self,
+        id: i64,
+        now: i64,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => {
+                store
+                    .mark_outbox_retry(id, now, next_attempt_at, error)
+                    .await
+            }
+        }
+    }
+
+    /// A permanent failure: `dead` with the reason, and a `mail_dead` audit event.
+    pub async fn mark_outbox_dead(
+        &self,
+        id: i64,
+        now: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.mark_outbox_dead(id, now, reason).await,
+        }
+    }
+
+    /// Queues a dead or suppressed row again, due now, attempts reset. False
+    /// when there is no such row or it is queued or sent already.
+    pub async fn retry_outbox(&self, id: i64, now: i64, actor: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.retry_outbox(id, now, actor).await,
+        }
+    }
+
+    /// The newest outbox rows, optionally of one status.
+    pub async fn outbox(
+        &self,
+        status: Option<OutboxStatus>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMail>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.outbox(status, limit).await,
+        }
+    }
+
+    /// Queues a staff reply on a ticket, threaded to the ticket's latest
+    /// message and sent to its Reply-To or From. Returns the reply's
+    /// Message-ID, `None` when there is no such ticket.
+    pub async fn queue_staff_reply(
+        &self,
+        ticket_ref: TicketRef,
+        body: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.queue_staff_reply(ticket_ref, body, actor, now).await,
         }
     }
 }

@@ -363,6 +363,17 @@ pub enum AuditKind {
     Quarantined,
     /// The status changed. Detail: `from`, `to`, `cause` (`customer_reply`, `set_status`).
     StatusChanged,
+    /// A mail was put in the outbox. Detail: `outbox_id`, `kind`, `recipient`, `message_id`.
+    MailQueued,
+    /// A mail was not sent, on purpose. Detail: `outbox_id`, `kind`, `recipient`, `reason`.
+    MailSuppressed,
+    /// The SMTP server accepted a mail. Detail: `outbox_id`, `kind`, `recipient`, `attempts`, `reply`.
+    MailSent,
+    /// A mail was given up. Detail: `outbox_id`, `kind`, `recipient`, `reason`.
+    MailDead,
+    /// A bounce or auto-reply to supportd's own mail was attached. Detail:
+    /// `message_id`, `bounce`, `permanent`, `outbox_ids`, `suppressed_until`.
+    AutomaticReplyAttached,
     /// A kind written by a newer version.
     Other(String),
 }
@@ -375,6 +386,11 @@ impl AuditKind {
             AuditKind::MessageThreaded => "message_threaded",
             AuditKind::Quarantined => "quarantined",
             AuditKind::StatusChanged => "status_changed",
+            AuditKind::MailQueued => "mail_queued",
+            AuditKind::MailSuppressed => "mail_suppressed",
+            AuditKind::MailSent => "mail_sent",
+            AuditKind::MailDead => "mail_dead",
+            AuditKind::AutomaticReplyAttached => "automatic_reply_attached",
             AuditKind::Other(slug) => slug,
         }
     }
@@ -386,6 +402,11 @@ impl AuditKind {
             "message_threaded" => AuditKind::MessageThreaded,
             "quarantined" => AuditKind::Quarantined,
             "status_changed" => AuditKind::StatusChanged,
+            "mail_queued" => AuditKind::MailQueued,
+            "mail_suppressed" => AuditKind::MailSuppressed,
+            "mail_sent" => AuditKind::MailSent,
+            "mail_dead" => AuditKind::MailDead,
+            "automatic_reply_attached" => AuditKind::AutomaticReplyAttached,
             other => AuditKind::Other(other.to_owned()),
         }
     }

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use supportd_core::{InboundMessage, TicketRef, TicketStatus};
 
 use crate::model::{IngestContent, IngestItem};
+use crate::outbox::{LoopReferences, loop_references};
 
 /// An IMAP source position: mailbox, UIDVALIDITY, UID.
 pub(crate) type PositionKey = (String, u32, u32);
@@ -42,6 +43,9 @@ pub(crate) struct Known {
     pub message_tickets: HashMap<String, i64>,
     /// Status of each ticket a thread id or a subject tag names.
     pub ticket_statuses: HashMap<i64, TicketStatus>,
+    /// Outbox rows (id, recipient key) by their Message-ID, for the ids thread
+    /// headers and machine-sent mail name: supportd's own mail.
+    pub outbox_messages: HashMap<String, (i64, String)>,
 }
 
 /// Hands out ticket numbers and message ids for one batch. The backend makes
@@ -121,6 +125,22 @@ fn thread_ids(message: &InboundMessage) -> impl Iterator<Item = &str> {
         .filter(|id| !id.is_empty())
 }
 
+/// True for machine-sent mail (auto-reply, bounce, list): it never reopens a
+/// ticket, and what it says about supportd's own mail is read from its bytes.
+pub(crate) fn is_automatic(message: &InboundMessage) -> bool {
+    message.flags.auto_submitted || message.flags.bounce
+}
+
+/// Supportd's own ids quoted by a machine-sent item (none for other items).
+pub(crate) fn item_loop_references(item: &IngestItem) -> LoopReferences {
+    match &item.content {
+        IngestContent::Parsed { message, .. } if is_automatic(message) => {
+            loop_references(&item.raw)
+        }
+        _ => LoopReferences::default(),
+    }
+}
+
 /// The ticket number a subject tag names, if it fits the store's integers.
 fn tagged_ticket(message: &InboundMessage) -> Option<i64> {
     TicketRef::find_in_subject(&message.subject)
@@ -132,7 +152,7 @@ pub(crate) fn lookup_keys(items: &[IngestItem]) -> LookupKeys {
     let mut keys = LookupKeys::default();
     let mut seen_keys = HashSet::new();
     let mut seen_positions = HashSet::new();
-    let mut seen_ids = HashSet::new();
+    let mut seen_ids: HashSet<String> = HashSet::new();
     let mut seen_tags = HashSet::new();
     for item in items {
         let (message_id, content_hash) = message_key(item);
@@ -147,11 +167,22 @@ pub(crate) fn lookup_keys(items: &[IngestItem]) -> LookupKeys {
         }
         if let IngestContent::Parsed { message, .. } = &item.content {
             for id in thread_ids(message) {
-                if seen_ids.insert(id) {
+                if seen_ids.insert(id.to_owned()) {
                     keys.thread_ids.push(id.to_owned());
                 }
             }
             if let Some(number) = tagged_ticket(message)
+                && seen_tags.insert(number)
+            {
+                keys.tagged_tickets.push(number);
+            }
+            let loop_references = item_loop_references(item);
+            for id in &loop_references.outbox_message_ids {
+                if seen_ids.insert(id.clone()) {
+                    keys.thread_ids.push(id.clone());
+                }
+            }
+            if let Some(number) = loop_references.ticket_header
                 && seen_tags.insert(number)
             {
                 keys.tagged_tickets.push(number);
@@ -196,10 +227,18 @@ fn plan_item(item: &IngestItem, known: &mut Known, ids: &mut IdAllocator) -> Ste
 
     let (step, ticket) = match &item.content {
         IngestContent::Parsed { message, .. } => {
+            let loop_references = item_loop_references(item);
             let thread_ticket = thread_ids(message)
+                .chain(
+                    loop_references
+                        .outbox_message_ids
+                        .iter()
+                        .map(String::as_str),
+                )
                 .find_map(|id| known.message_tickets.get(id).copied())
                 .or_else(|| {
                     tagged_ticket(message)
+                        .or(loop_references.ticket_header)
                         .filter(|number| known.ticket_statuses.contains_key(number))
                 });
             match thread_ticket {
@@ -209,10 +248,12 @@ fn plan_item(item: &IngestItem, known: &mut Known, ids: &mut IdAllocator) -> Ste
                         .get(&ticket)
                         .copied()
                         .unwrap_or(TicketStatus::Open);
-                    let reopen_from = matches!(
-                        status,
-                        TicketStatus::Resolved | TicketStatus::PendingCustomer
-                    )
+                    // Machine-sent mail (an out-of-office, a bounce) is no answer.
+                    let reopen_from = (!is_automatic(message)
+                        && matches!(
+                            status,
+                            TicketStatus::Resolved | TicketStatus::PendingCustomer
+                        ))
                     .then_some(status);
                     let step = Step::Thread {
                         ticket,

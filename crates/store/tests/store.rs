@@ -352,7 +352,7 @@ async fn same_bytes_twice_is_a_duplicate_in_one_batch_and_across_batches(store: 
     assert_eq!(detail.messages.len(), 1);
     assert_eq!(
         audit_kinds(store, cs(1001)).await,
-        ["ticket_created", "routed"]
+        ["ticket_created", "routed", "mail_queued"]
     );
 }
 store_test!(
@@ -478,7 +478,12 @@ async fn reply_threads_by_in_reply_to_without_rerouting(store: &Store) {
     );
     assert_eq!(
         audit_kinds(store, cs(1001)).await,
-        ["ticket_created", "routed", "message_threaded"]
+        [
+            "ticket_created",
+            "routed",
+            "mail_queued",
+            "message_threaded"
+        ]
     );
 }
 store_test!(
@@ -654,16 +659,17 @@ async fn a_reply_reopens_a_resolved_ticket_but_not_a_closed_one(store: &Store) {
         [
             "ticket_created",
             "routed",
+            "mail_queued",
             "status_changed",
             "message_threaded",
             "status_changed"
         ]
     );
-    assert_eq!(events[2].actor, "alice");
-    assert_eq!(events[2].detail["to"], "resolved");
-    assert_eq!(events[4].actor, "supportd");
-    assert_eq!(events[4].detail["from"], "resolved");
-    assert_eq!(events[4].detail["to"], "open");
+    assert_eq!(events[3].actor, "alice");
+    assert_eq!(events[3].detail["to"], "resolved");
+    assert_eq!(events[5].actor, "supportd");
+    assert_eq!(events[5].detail["from"], "resolved");
+    assert_eq!(events[5].detail["to"], "open");
 
     let closed = store.ticket(cs(1002)).await.unwrap().unwrap();
     assert_eq!(closed.ticket.status, TicketStatus::Closed);
@@ -786,6 +792,7 @@ async fn ticket_detail_has_messages_attachments_route_and_audit(store: &Store) {
         [
             &AuditKind::TicketCreated,
             &AuditKind::Routed,
+            &AuditKind::MailQueued,
             &AuditKind::MessageThreaded
         ]
     );
@@ -796,7 +803,8 @@ async fn ticket_detail_has_messages_attachments_route_and_audit(store: &Store) {
     );
     assert_eq!(events[1].detail["queue"], "platform-tier1");
     assert_eq!(events[1].detail["rule"], "platform-tier1-rule");
-    assert_eq!(events[2].detail["message_id"], "r1@x");
+    assert_eq!(events[2].detail["kind"], "acknowledge");
+    assert_eq!(events[3].detail["message_id"], "r1@x");
 }
 store_test!(
     ticket_detail_has_messages_attachments_route_and_audit_sqlite,

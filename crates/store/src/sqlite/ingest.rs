@@ -351,7 +351,7 @@ fn ticket_ref(number: i64) -> TicketRef {
     TicketRef::new(u64::try_from(number).unwrap_or_default())
 }
 
-fn decode_status(status: &str) -> Result<TicketStatus, sqlx::Error> {
+pub(crate) fn decode_status(status: &str) -> Result<TicketStatus, sqlx::Error> {
     codec::slug::<TicketStatus>("tickets.status", status)
         .map_err(|error| sqlx::Error::Decode(Box::new(error)))
 }

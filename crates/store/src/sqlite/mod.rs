@@ -3,6 +3,7 @@
 //! the busy timeout instead of failing with a lock upgrade error.
 
 mod ingest;
+mod outbox;
 mod rows;
 
 use std::path::{Path, PathBuf};
@@ -15,11 +16,14 @@ use supportd_core::{AccountRecord, Priority, TicketRef, TicketStatus};
 
 use crate::codec::{self, to_i64};
 use crate::error::StoreError;
+use crate::model::IngestContent;
 use crate::model::{
     Checkpoint, IngestItem, IngestOutcome, QueueQuery, QueueSummary, TicketDetail, TicketOrder,
     TicketSummary,
 };
+use crate::outbox::{OutboxClaim, OutboxKind, OutboxMail, OutboxPolicy, PlannedMail, plan_mails};
 use crate::plan;
+use crate::plan::Step;
 use rows::{AccountRow, AttachmentRow, AuditRow, MessageRow, QueueSummaryRow, RouteRow, TicketRow};
 
 /// How long a statement waits for another connection's write lock.
@@ -42,6 +46,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The file path, for error messages.
     database: String,
+    /// What ingest needs to write outbox rows (Message-ID domain, limits).
+    outbox_policy: std::sync::Arc<OutboxPolicy>,
 }
 
 impl SqliteStore {
@@ -76,7 +82,19 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|error| StoreError::from_sqlx(&database, doing, error))?;
-        Ok(SqliteStore { pool, database })
+        Ok(SqliteStore {
+            pool,
+            database,
+            outbox_policy: std::sync::Arc::new(OutboxPolicy::fallback()),
+        })
+    }
+
+    /// This store, writing outbox rows by `policy`.
+    pub fn with_outbox_policy(self, policy: OutboxPolicy) -> SqliteStore {
+        SqliteStore {
+            outbox_policy: std::sync::Arc::new(policy),
+            ..self
+        }
     }
 
     /// The database file path.
@@ -126,16 +144,93 @@ impl SqliteStore {
         let mut ids = ingest::id_allocator(&mut transaction)
             .await
             .map_err(self.error(doing))?;
-        let mut known = ingest::known(&mut transaction, &plan::lookup_keys(items))
+        let keys = plan::lookup_keys(items);
+        let mut known = ingest::known(&mut transaction, &keys)
             .await
             .map_err(self.error(doing))?;
+        // Replies to supportd's own mail name an outbox Message-ID.
+        let ours = outbox::outbox_by_message_ids(&mut transaction, &keys.thread_ids)
+            .await
+            .map_err(self.error(doing))?;
+        for (message_id, ticket, status, outbox_id, recipient_key) in ours {
+            let status = ingest::decode_status(&status).map_err(self.error(doing))?;
+            known.ticket_statuses.entry(ticket).or_insert(status);
+            known
+                .message_tickets
+                .entry(message_id.clone())
+                .or_insert(ticket);
+            known
+                .outbox_messages
+                .insert(message_id, (outbox_id, recipient_key));
+        }
         let steps = plan::plan_batch(items, &mut known, &mut ids);
+        let policy = self.outbox_policy.clone();
+        let now = items.first().map_or(0, |item| item.received_at);
+        let recipient_keys = created_recipients(items, &steps);
+        let mut facts = outbox::recipient_facts(
+            &mut transaction,
+            &recipient_keys,
+            now.saturating_sub(policy.acknowledgment_window_s),
+            now,
+        )
+        .await
+        .map_err(self.error(doing))?;
+        let mut last_outbox = outbox::last_outbox_id(&mut transaction)
+            .await
+            .map_err(self.error(doing))?;
         let mut outcomes = Vec::with_capacity(items.len());
         for (item, step) in items.iter().zip(steps) {
             let outcome = ingest::write_step(&mut transaction, item, step)
                 .await
                 .map_err(self.error(doing))?;
             outcomes.push(outcome);
+            match (&item.content, step) {
+                (
+                    IngestContent::Parsed { message, route, .. },
+                    Step::Create {
+                        ticket,
+                        message: message_row,
+                    },
+                ) => {
+                    let planned = plan_mails(message, route, &policy, item.received_at, &mut facts);
+                    for planned in &planned {
+                        last_outbox += 1;
+                        let row = outbox::NewOutboxRow {
+                            ticket,
+                            planned,
+                            source_message: Some(message_row),
+                            body: None,
+                            actor: ingest::SYSTEM_ACTOR,
+                        };
+                        outbox::insert_mail(
+                            &mut transaction,
+                            last_outbox,
+                            &row,
+                            &policy,
+                            item.received_at,
+                        )
+                        .await
+                        .map_err(self.error(doing))?;
+                    }
+                }
+                (IngestContent::Parsed { message, .. }, Step::Thread { ticket, .. })
+                    if plan::is_automatic(message) =>
+                {
+                    outbox::attach_automatic_reply(
+                        &mut transaction,
+                        ticket,
+                        &message.message_id,
+                        message.flags.bounce,
+                        &plan::item_loop_references(item),
+                        &known.outbox_messages,
+                        &policy,
+                        item.received_at,
+                    )
+                    .await
+                    .map_err(self.error(doing))?;
+                }
+                _ => {}
+            }
         }
         if let Some(checkpoint) = checkpoint {
             write_checkpoint(
@@ -481,4 +576,202 @@ async fn write_checkpoint(
     .execute(transaction)
     .await?;
     Ok(())
+}
+
+/// Lower-case reply addresses of the items that create tickets: whose
+/// rate-limit counts and suppressions the batch needs.
+fn created_recipients(items: &[IngestItem], steps: &[Step]) -> Vec<String> {
+    let mut keys: Vec<String> = items
+        .iter()
+        .zip(steps)
+        .filter_map(|(item, step)| match (&item.content, step) {
+            (IngestContent::Parsed { message, .. }, Step::Create { .. }) => message
+                .reply_address()
+                .map(|address| address.email.to_lowercase()),
+            _ => None,
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// The outbox, for the worker and the staff commands.
+impl SqliteStore {
+    /// See [`crate::Store::claim_outbox`].
+    pub async fn claim_outbox(&self, claim: OutboxClaim) -> Result<Vec<OutboxMail>, StoreError> {
+        let doing = "claiming outbox rows";
+        let mut connection = self.pool.acquire().await.map_err(self.error(doing))?;
+        let rows = outbox::claim(&mut connection, claim.now, claim.lease_s, claim.limit)
+            .await
+            .map_err(self.error(doing))?;
+        rows.into_iter()
+            .map(outbox::OutboxRow::into_mail)
+            .collect::<Result<_, _>>()
+            .map_err(self.corrupt(doing))
+    }
+
+    /// See [`crate::Store::save_rendered`].
+    pub async fn save_rendered(&self, id: i64, rendered: &[u8]) -> Result<(), StoreError> {
+        let doing = "saving a rendered outbox mail";
+        let mut connection = self.pool.acquire().await.map_err(self.error(doing))?;
+        outbox::save_rendered(&mut connection, id, rendered)
+            .await
+            .map_err(self.error(doing))
+    }
+
+    /// See [`crate::Store::mark_outbox_sent`].
+    pub async fn mark_outbox_sent(&self, id: i64, now: i64, reply: &str) -> Result<(), StoreError> {
+        let doing = "marking an outbox mail sent";
+        let mut transaction = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(self.error(doing))?;
+        outbox::mark_sent(&mut transaction, id, now, reply)
+            .await
+            .map_err(self.error(doing))?;
+        transaction.commit().await.map_err(self.error(doing))
+    }
+
+    /// See [`crate::Store::mark_outbox_retry`].
+    pub async fn mark_outbox_retry(
+        &self,
+        id: i64,
+        now: i64,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let doing = "rescheduling an outbox mail";
+        let mut connection = self.pool.acquire().await.map_err(self.error(doing))?;
+        outbox::mark_retry(&mut connection, id, now, next_attempt_at, error)
+            .await
+            .map_err(self.error(doing))
+    }
+
+    /// See [`crate::Store::mark_outbox_dead`].
+    pub async fn mark_outbox_dead(
+        &self,
+        id: i64,
+        now: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let doing = "giving up an outbox mail";
+        let mut transaction = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(self.error(doing))?;
+        outbox::mark_dead(&mut transaction, id, now, reason)
+            .await
+            .map_err(self.error(doing))?;
+        transaction.commit().await.map_err(self.error(doing))
+    }
+
+    /// See [`crate::Store::retry_outbox`].
+    pub async fn retry_outbox(&self, id: i64, now: i64, actor: &str) -> Result<bool, StoreError> {
+        let doing = "queueing an outbox mail again";
+        let mut transaction = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(self.error(doing))?;
+        let changed = outbox::retry(&mut transaction, id, now, actor)
+            .await
+            .map_err(self.error(doing))?;
+        transaction.commit().await.map_err(self.error(doing))?;
+        Ok(changed)
+    }
+
+    /// See [`crate::Store::outbox`].
+    pub async fn outbox(
+        &self,
+        status: Option<crate::outbox::OutboxStatus>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMail>, StoreError> {
+        let doing = "listing the outbox";
+        let rows: Vec<outbox::OutboxRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            outbox::outbox_columns!(),
+            " FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2"
+        ))
+        .bind(status.map(|status| status.slug()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error(doing))?;
+        rows.into_iter()
+            .map(outbox::OutboxRow::into_mail)
+            .collect::<Result<_, _>>()
+            .map_err(self.corrupt(doing))
+    }
+
+    /// See [`crate::Store::queue_staff_reply`].
+    pub async fn queue_staff_reply(
+        &self,
+        ticket_ref: TicketRef,
+        body: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let doing = "queueing a staff reply";
+        let Ok(number) = i64::try_from(ticket_ref.number()) else {
+            return Ok(None);
+        };
+        let mut transaction = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(self.error(doing))?;
+        let Some((message_row, message_id, synthesized, references, reply_to, from_email)) =
+            outbox::last_customer_message(&mut transaction, number)
+                .await
+                .map_err(self.error(doing))?
+        else {
+            return Ok(None);
+        };
+        let reply_to: Vec<supportd_core::Address> =
+            codec::json("messages.reply_to", &reply_to).map_err(self.corrupt(doing))?;
+        let mut references: Vec<String> =
+            codec::json("messages.message_references", &references).map_err(self.corrupt(doing))?;
+        let Some(recipient) = reply_to
+            .first()
+            .map(|address| address.email.clone())
+            .or(from_email)
+        else {
+            return Err(StoreError::Unexpected(anyhow::anyhow!(
+                "ticket {ticket_ref} has no sender address to reply to"
+            )));
+        };
+        let in_reply_to = (!synthesized).then_some(message_id);
+        if let Some(id) = &in_reply_to
+            && !references.contains(id)
+        {
+            references.push(id.clone());
+        }
+        let planned = PlannedMail {
+            kind: OutboxKind::StaffReply,
+            recipient_key: recipient.to_lowercase(),
+            recipient,
+            suppressed: None,
+            in_reply_to,
+            references,
+        };
+        let id = outbox::last_outbox_id(&mut transaction)
+            .await
+            .map_err(self.error(doing))?
+            + 1;
+        let row = outbox::NewOutboxRow {
+            ticket: number,
+            planned: &planned,
+            source_message: Some(message_row),
+            body: Some(body),
+            actor,
+        };
+        let message_id = outbox::insert_mail(&mut transaction, id, &row, &self.outbox_policy, now)
+            .await
+            .map_err(self.error(doing))?;
+        transaction.commit().await.map_err(self.error(doing))?;
+        Ok(Some(message_id))
+    }
 }
