@@ -1,0 +1,331 @@
+//! IMAP intake benchmark against a real Dovecot on loopback (a bench binary that
+//! prints figures; not a timed test).
+//!
+//! 1. 10,000 mails of about 4 KB wait in INBOX. A plain client fetches every
+//!    body (supportd-intake's `fetch_after` in batches of 500, no parsing, no
+//!    store), then `supportd serve` (the release binary, a fresh SQLite file)
+//!    ingests all of them. Each is run three times; the median is printed with
+//!    the ratio, and the peak RSS of the `serve` process.
+//! 2. Latency under IDLE, one mail at a time: delivery to ticket stored, beside
+//!    the delivery-to-EXISTS delay a plain IDLE client sees (Dovecot adds about
+//!    500 ms before it notifies); the difference is what supportd adds.
+//!
+//! `cargo bench -p supportd --bench imap` (needs Dovecot installed, as root).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use supportd_intake::{
+    Acknowledge, Auth, IdleOutcome, ImapAccount, SecretSource, Security, Start, connect,
+};
+use supportd_store::Store;
+use supportd_tests::servers::dovecot::{Dovecot, SUPPORT_PASSWORD, SUPPORT_USER};
+
+const MAILS: usize = 10_000;
+const RUNS: usize = 3;
+const LATENCY_SAMPLES: usize = 40;
+
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("crates/supportd is two levels below the workspace root")
+}
+
+/// A customer mail of about 4 KB with a unique Message-ID.
+fn mail(index: usize) -> Vec<u8> {
+    let mut body = String::new();
+    while body.len() < 3_600 {
+        body.push_str(
+            "Our deployment of the reporting VMs in West Europe keeps failing with an \
+             allocation error since this morning, and the portal shows nothing useful. \
+             Could you check what is going on with the subscription?\r\n",
+        );
+    }
+    format!(
+        "From: Sam Keller <sam@fabrikam-freight.example>\r\n\
+         To: CloudSupport@centurylink.com\r\n\
+         Subject: Deployment failing ({index})\r\n\
+         Date: Wed, 25 Nov 2026 09:14:00 -0600\r\n\
+         Message-ID: <bench-{index}@fabrikam-freight.example>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"
+    )
+    .into_bytes()
+}
+
+fn account(dovecot: &Dovecot, password_file: &Path) -> ImapAccount {
+    ImapAccount {
+        name: "bench".to_owned(),
+        host: "127.0.0.1".to_owned(),
+        port: dovecot.plain_port(),
+        security: Security::Plain,
+        username: SUPPORT_USER.to_owned(),
+        auth: Auth::Password(SecretSource::File(password_file.to_path_buf())),
+        ca_file: None,
+        folders: vec!["INBOX".to_owned()],
+        acknowledge: Acknowledge::LeaveUntouched,
+        quarantine_folder: "Quarantine".to_owned(),
+        batch_size: 500,
+        max_message_bytes: 25 * 1024 * 1024,
+        idle_timeout: Duration::from_secs(600),
+        poll_interval: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(5),
+        command_timeout: Duration::from_secs(60),
+        start: Start::Since(chrono::NaiveDate::from_ymd_opt(2000, 1, 1).expect("date")),
+    }
+}
+
+async fn plain_fetch(account: &ImapAccount) -> (usize, u64, Duration) {
+    let started = Instant::now();
+    let mut session = connect(account).await.expect("connect");
+    session.select("INBOX").await.expect("select");
+    let (mut count, mut bytes, mut last_uid) = (0usize, 0u64, 0u32);
+    loop {
+        let batch = session.fetch_after(last_uid, 500).await.expect("fetch");
+        let Some(last) = batch.last() else { break };
+        last_uid = last.uid;
+        count += batch.len();
+        bytes += batch
+            .iter()
+            .map(|message| message.raw.as_ref().map_or(0, Vec::len) as u64)
+            .sum::<u64>();
+    }
+    let elapsed = started.elapsed();
+    let _ = session.logout().await;
+    (count, bytes, elapsed)
+}
+
+/// A config file for `serve`: the repository's default with the rule files
+/// made absolute and one `[[mailbox]]`.
+fn serve_config(directory: &Path, dovecot: &Dovecot, password_file: &Path, start: &str) -> PathBuf {
+    let config_dir = workspace_root().join("config");
+    let default = std::fs::read_to_string(config_dir.join("default.toml")).expect("default.toml");
+    let absolute =
+        |name: &str| format!("rules = {:?}", config_dir.join(name).display().to_string());
+    let config = default
+        .replace("rules = \"classifier.toml\"", &absolute("classifier.toml"))
+        .replace("rules = \"routing.toml\"", &absolute("routing.toml"));
+    let mailbox = format!(
+        "\n[[mailbox]]\nname = \"bench\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\n\
+         username = \"{SUPPORT_USER}\"\nauth = {{ method = \"password\", password_file = \"{}\" }}\n\
+         acknowledge = \"none\"\nbatch_size = 500\nstart = \"{start}\"\n",
+        dovecot.plain_port(),
+        password_file.display()
+    );
+    let path = directory.join("supportd.toml");
+    std::fs::write(&path, format!("{config}{mailbox}")).expect("write config");
+    path
+}
+
+fn spawn_serve(directory: &Path, config: &Path, database: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_supportd"))
+        .arg("--config")
+        .arg(config)
+        .arg("--database")
+        .arg(format!("sqlite://{}", database.display()))
+        .arg("serve")
+        .current_dir(directory)
+        .env("SUPPORTD_INTAKE__DROP_FOLDER", directory.join("inbox"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn supportd serve")
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+async fn ticket_count(store: &Store) -> u64 {
+    store
+        .queue_summaries()
+        .await
+        .map(|queues| queues.iter().map(|queue| queue.open).sum())
+        .unwrap_or(0)
+}
+
+async fn open_store(database: &Path) -> Store {
+    let store = Store::open(&format!("sqlite://{}", database.display()))
+        .await
+        .expect("open");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+/// `serve` ingesting every waiting mail: (elapsed, peak RSS in KiB).
+async fn serve_ingest(dovecot: &Dovecot, password_file: &Path) -> (Duration, u64) {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let config = serve_config(directory.path(), dovecot, password_file, "2000-01-01");
+    let database = directory.path().join("supportd.db");
+    let store = open_store(&database).await;
+    let started = Instant::now();
+    let child = spawn_serve(directory.path(), &config, &database);
+    let mut peak = 0;
+    while ticket_count(&store).await < MAILS as u64 {
+        peak = peak.max(peak_rss_kib(child.id()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "serve too slow"
+        );
+    }
+    let elapsed = started.elapsed();
+    peak = peak.max(peak_rss_kib(child.id()));
+    stop(child);
+    (elapsed, peak)
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn percentile(values: &[Duration], fraction: f64) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index]
+}
+
+async fn latency(dovecot: &Dovecot, password_file: &Path) {
+    // A plain IDLE client: delivery -> EXISTS.
+    let idle_account = account(dovecot, password_file);
+    let mut session = connect(&idle_account).await.expect("connect");
+    let mut plain = Vec::new();
+    for index in 0..LATENCY_SAMPLES {
+        session.select("INBOX").await.expect("select");
+        let _ = session.fetch_after(u32::MAX - 1, 1).await;
+        // IDLE first, then deliver while it waits.
+        let (outcome, delivered) = tokio::join!(
+            session.idle_wait(Duration::from_secs(10), std::future::pending::<()>()),
+            async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let delivered = Instant::now();
+                dovecot.deliver(SUPPORT_USER, &mail(MAILS + index));
+                delivered
+            }
+        );
+        assert_eq!(outcome.expect("idle"), IdleOutcome::NewMail);
+        plain.push(delivered.elapsed());
+    }
+    let _ = session.logout().await;
+
+    // supportd serve: delivery -> ticket stored.
+    let directory = tempfile::tempdir().expect("temp dir");
+    let config = serve_config(directory.path(), dovecot, password_file, "now");
+    let database = directory.path().join("supportd.db");
+    let store = open_store(&database).await;
+    let child = spawn_serve(directory.path(), &config, &database);
+    // Wait for the daemon to be in IDLE: one delivery that must arrive first.
+    dovecot.deliver(SUPPORT_USER, &mail(MAILS + 1_000));
+    let started = Instant::now();
+    while ticket_count(&store).await < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "serve never started"
+        );
+    }
+    let mut end_to_end = Vec::new();
+    for index in 0..LATENCY_SAMPLES {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = ticket_count(&store).await;
+        let delivered = Instant::now();
+        dovecot.deliver(SUPPORT_USER, &mail(MAILS + 2_000 + index));
+        while ticket_count(&store).await == before {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert!(delivered.elapsed() < Duration::from_secs(30), "no ticket");
+        }
+        end_to_end.push(delivered.elapsed());
+    }
+    stop(child);
+    let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
+    let (plain_p50, plain_p99) = (percentile(&plain, 0.5), percentile(&plain, 0.99));
+    let (serve_p50, serve_p99) = (percentile(&end_to_end, 0.5), percentile(&end_to_end, 0.99));
+    println!(
+        "IDLE latency, {LATENCY_SAMPLES} mails one at a time:\n  \
+         plain IDLE client, delivery -> EXISTS: p50 {:.0} ms, p99 {:.0} ms\n  \
+         supportd serve, delivery -> ticket stored: p50 {:.0} ms, p99 {:.0} ms\n  \
+         supportd's own share (difference): p50 {:.0} ms, p99 {:.0} ms",
+        ms(plain_p50),
+        ms(plain_p99),
+        ms(serve_p50),
+        ms(serve_p99),
+        ms(serve_p50.saturating_sub(plain_p50)),
+        ms(serve_p99.saturating_sub(plain_p99)),
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dovecot = Dovecot::start();
+    let password_file = dovecot.directory().join("bench-password");
+    std::fs::write(&password_file, SUPPORT_PASSWORD).expect("password file");
+    let seeding = Instant::now();
+    for index in 0..MAILS {
+        dovecot.deliver(SUPPORT_USER, &mail(index));
+    }
+    println!(
+        "seeded {MAILS} mails of {} bytes in {:.1} s",
+        mail(0).len(),
+        seeding.elapsed().as_secs_f64()
+    );
+    runtime.block_on(async {
+        let account = account(&dovecot, &password_file);
+        // Warm the server's index and the page cache once.
+        let _ = plain_fetch(&account).await;
+        let mut fetch_times = Vec::new();
+        let mut serve_times = Vec::new();
+        let mut peak_rss = 0;
+        for _ in 0..RUNS {
+            let (count, bytes, elapsed) = plain_fetch(&account).await;
+            assert_eq!(count, MAILS);
+            println!(
+                "plain fetch: {count} mails, {:.1} MB in {:.2} s",
+                bytes as f64 / 1e6,
+                elapsed.as_secs_f64()
+            );
+            fetch_times.push(elapsed);
+            let (elapsed, peak) = serve_ingest(&dovecot, &password_file).await;
+            println!(
+                "supportd serve: {MAILS} tickets in {:.2} s, peak RSS {:.1} MB",
+                elapsed.as_secs_f64(),
+                peak as f64 / 1024.0
+            );
+            serve_times.push(elapsed);
+            peak_rss = peak_rss.max(peak);
+        }
+        let fetch = median(fetch_times);
+        let serve = median(serve_times);
+        let rate = |elapsed: Duration| MAILS as f64 / elapsed.as_secs_f64();
+        println!(
+            "median of {RUNS}: plain fetch {:.0} msg/s, supportd serve {:.0} msg/s ({:.0}% of the plain fetch); serve peak RSS {:.1} MB",
+            rate(fetch),
+            rate(serve),
+            100.0 * fetch.as_secs_f64() / serve.as_secs_f64(),
+            peak_rss as f64 / 1024.0
+        );
+        latency(&dovecot, &password_file).await;
+    });
+}
