@@ -45,6 +45,8 @@ pub struct Dovecot {
     child: Option<Child>,
     plain_port: u16,
     tls_port: u16,
+    /// LMTP listener, 0 when not asked for ([`Dovecot::start_with_lmtp`]).
+    lmtp_port: u16,
     introspection: IntrospectionServer,
 }
 
@@ -53,7 +55,14 @@ impl Dovecot {
     /// once it accepts connections. Panics (it is test set-up) when Dovecot
     /// is not installed or does not come up.
     pub fn start() -> Dovecot {
-        Dovecot::start_with_capabilities(None)
+        Dovecot::start_with_capabilities(None, false)
+    }
+
+    /// Like [`Dovecot::start`], with an LMTP listener on [`Dovecot::lmtp_port`]
+    /// (for an MTA that delivers here). Any recipient `local@domain` lands in
+    /// the Maildir of user `local`.
+    pub fn start_with_lmtp() -> Dovecot {
+        Dovecot::start_with_capabilities(None, true)
     }
 
     /// Like [`Dovecot::start`], but the server does not advertise these
@@ -63,10 +72,10 @@ impl Dovecot {
             .split_whitespace()
             .filter(|capability| !hidden.contains(capability))
             .collect();
-        Dovecot::start_with_capabilities(Some(advertised.join(" ")))
+        Dovecot::start_with_capabilities(Some(advertised.join(" ")), false)
     }
 
-    fn start_with_capabilities(capabilities: Option<String>) -> Dovecot {
+    fn start_with_capabilities(capabilities: Option<String>, lmtp: bool) -> Dovecot {
         let directory = tempfile::Builder::new()
             .prefix("supportd-dovecot-")
             .tempdir()
@@ -101,12 +110,16 @@ impl Dovecot {
             child: None,
             plain_port: 0,
             tls_port: 0,
+            lmtp_port: 0,
             introspection,
         };
         // A port picked free can be taken before Dovecot binds it: retry.
         for attempt in 0..5 {
             dovecot.plain_port = free_port();
             dovecot.tls_port = free_port();
+            if lmtp {
+                dovecot.lmtp_port = free_port();
+            }
             dovecot.write_config();
             match dovecot.spawn_and_wait() {
                 Ok(()) => return dovecot,
@@ -123,6 +136,11 @@ impl Dovecot {
 
     pub fn tls_port(&self) -> u16 {
         self.tls_port
+    }
+
+    /// The LMTP port; 0 unless started with [`Dovecot::start_with_lmtp`].
+    pub fn lmtp_port(&self) -> u16 {
+        self.lmtp_port
     }
 
     pub fn directory(&self) -> &Path {
@@ -468,6 +486,17 @@ impl Dovecot {
             .expect("chmod oauth2 config");
         let plain_port = self.plain_port;
         let tls_port = self.tls_port;
+        let (protocols, lmtp_service) = if self.lmtp_port == 0 {
+            ("imap", String::new())
+        } else {
+            (
+                "imap lmtp",
+                format!(
+                    "service lmtp {{\n  inet_listener lmtp {{\n    address = 127.0.0.1\n    port = {}\n  }}\n}}\n",
+                    self.lmtp_port
+                ),
+            )
+        };
         let capabilities = self
             .capabilities
             .as_ref()
@@ -481,7 +510,7 @@ instance_name = {instance}
 log_path = {dir}/dovecot.log
 info_log_path = {dir}/dovecot.log
 listen = 127.0.0.1
-protocols = imap
+protocols = {protocols}
 ssl = yes
 ssl_cert = <{dir}/tls/server.pem
 ssl_key = <{dir}/tls/server.key
@@ -521,7 +550,7 @@ service imap-login {{
     ssl = yes
   }}
 }}
-"#
+{lmtp_service}"#
         );
         let path = self.config_path();
         fs::write(&path, config).expect("write dovecot.conf");
@@ -549,8 +578,9 @@ service imap-login {{
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let listening = [self.plain_port, self.tls_port]
+            let listening = [self.plain_port, self.tls_port, self.lmtp_port]
                 .iter()
+                .filter(|port| **port != 0)
                 .all(|port| TcpStream::connect((Ipv4Addr::LOCALHOST, *port)).is_ok());
             if listening {
                 return Ok(());
@@ -591,7 +621,7 @@ const DOVECOT_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE 
     PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE";
 
 /// A port that was free a moment ago.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
@@ -601,7 +631,7 @@ fn free_port() -> u16 {
 /// Waits until no live (non-zombie) process is left in `group`: PID 1
 /// reaps orphans only every second or two, and a zombie holds no port.
 /// False if some are still alive at the deadline.
-fn wait_for_group_exit(group: libc::pid_t, timeout: Duration) -> bool {
+pub(crate) fn wait_for_group_exit(group: libc::pid_t, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if !group_has_live_process(group) {

@@ -2,5 +2,7 @@
 //! loopback from a temp dir: no mocks.
 
 pub mod dovecot;
+pub mod postfix;
 
 pub use dovecot::Dovecot;
+pub use postfix::Postfix;

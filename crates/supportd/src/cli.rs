@@ -11,7 +11,9 @@ use supportd_store::{QueueQuery, TicketOrder};
 
 use crate::pipeline::Pipeline;
 use crate::settings::{LogFormat, Settings};
-use crate::{Application, classify, eval, ingest, now, open_store, report, serve, sources};
+use crate::{
+    Application, classify, eval, ingest, now, open_store, outbox_cli, report, serve, sources,
+};
 
 /// supportd: support mail in, classified tickets in routed queues out.
 #[derive(Debug, Parser)]
@@ -85,6 +87,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AccountsCommand,
     },
+    /// The outbox of mail to send: list it, or queue a dead mail again.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Create or update the database schema.
     Migrate,
     /// The configuration.
@@ -123,6 +130,35 @@ pub enum TicketCommand {
     Show {
         /// Ticket reference, e.g. CS-1042.
         reference: String,
+    },
+    /// Queue a staff reply to the customer, threaded to their last message.
+    Reply {
+        /// Ticket reference, e.g. CS-1042.
+        reference: String,
+        /// The text of the reply.
+        #[arg(long, value_name = "FILE")]
+        body_file: PathBuf,
+        /// Who writes (recorded in the audit trail).
+        #[arg(long, default_value = "staff")]
+        actor: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// The newest outbox mails with their status and last error.
+    List {
+        /// Only this status: queued, sent, suppressed, dead.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Queue a dead or suppressed mail again, due now.
+    Retry {
+        id: i64,
+        #[arg(long, default_value = "staff")]
+        actor: String,
     },
 }
 
@@ -255,6 +291,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     Ok(())
                 }
                 None => bail!("no ticket {ticket_ref}"),
+            }
+        }
+        Command::Ticket {
+            command:
+                TicketCommand::Reply {
+                    reference,
+                    body_file,
+                    actor,
+                },
+        } => {
+            outbox_cli::reply(
+                &open_store(&settings).await?,
+                &reference,
+                &body_file,
+                &actor,
+            )
+            .await
+        }
+        Command::Outbox { command } => {
+            let store = open_store(&settings).await?;
+            match command {
+                OutboxCommand::List { status, limit } => {
+                    outbox_cli::list(&store, status.as_deref(), limit).await
+                }
+                OutboxCommand::Retry { id, actor } => outbox_cli::retry(&store, id, &actor).await,
             }
         }
         Command::Accounts { command } => {

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod eval;
 pub mod ingest;
 pub mod mailbox;
+pub mod outbox_cli;
 pub mod pipeline;
 pub mod report;
 pub mod serve;
@@ -85,7 +86,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         .migrate()
         .await
         .with_context(|| format!("cannot migrate the database {}", settings.database_url))?;
-    Ok(store)
+    Ok(store.with_outbox_policy(settings.outbound.policy.clone()))
 }
 
 /// The current time, Unix seconds.

@@ -59,6 +59,24 @@ pub async fn serve(
             }
         });
     }
+    if settings.outbound.enabled {
+        match crate::outbox_cli::build_worker(application.store.clone(), &settings.outbound) {
+            Ok(worker) => {
+                let cancel = cancel.clone();
+                tracker.spawn(async move {
+                    crate::outbox_cli::run_worker(worker, cancel.clone()).await;
+                    if !cancel.is_cancelled() {
+                        tracing::error!(task = "outbox", "Task ended early.");
+                    }
+                });
+            }
+            // Rows keep being written and wait; an operator must fix the config.
+            Err(error) => tracing::error!(
+                error = format!("{error:#}"),
+                "The outbox worker cannot start; outgoing mail waits in the outbox."
+            ),
+        }
+    }
     tracker.close();
     tracing::info!(mailboxes = settings.mailboxes.len(), "supportd is running.");
     shutdown.await;

@@ -27,6 +27,7 @@ pub struct RawSettings {
     /// IMAP mailboxes watched by `serve` (`[[mailbox]]` tables); none by default.
     #[serde(default)]
     pub mailbox: Vec<supportd_intake::ImapAccount>,
+    pub outbound: crate::outbox_cli::RawOutbound,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +80,7 @@ pub struct Settings {
     pub intake: IntakeSettings,
     pub log: RawLog,
     pub mailboxes: Vec<supportd_intake::ImapAccount>,
+    pub outbound: crate::outbox_cli::OutboundSettings,
 }
 
 /// What intake needs: limits for the parser, batching, and the drop folder of `serve`.
@@ -164,7 +166,9 @@ impl Settings {
                 database_url
             );
         }
+        let outbound = raw.outbound.validate(config_path, &beside_config)?;
         Ok(Settings {
+            outbound,
             config_path: config_path.to_path_buf(),
             database_url,
             classifier_rules_path: beside_config(&raw.classifier.rules),
