@@ -234,9 +234,19 @@ async fn latency(dovecot: &Dovecot, password_file: &Path) {
     let database = directory.path().join("supportd.db");
     let store = open_store(&database).await;
     let child = spawn_serve(directory.path(), &config, &database);
-    // Wait for the daemon to be in IDLE: one delivery that must arrive first.
-    dovecot.deliver(SUPPORT_USER, &mail(MAILS + 1_000));
+    // Wait for the daemon's first visit (start = now), then for one ticket.
     let started = Instant::now();
+    while store
+        .checkpoint("bench", "INBOX")
+        .await
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(started.elapsed() < Duration::from_secs(60), "serve never started");
+    }
+    dovecot.deliver(SUPPORT_USER, &mail(MAILS + 1_000));
     while ticket_count(&store).await < 1 {
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(
