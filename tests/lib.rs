@@ -103,6 +103,10 @@ impl TestEnv {
             .replace(
                 "rules = \"routing.toml\"",
                 &format!("rules = {:?}", absolute("routing.toml")),
+            )
+            .replace(
+                "templates = \"templates\"",
+                &format!("templates = {:?}", absolute("templates")),
             );
         let config_path = dir.path().join("supportd.toml");
         std::fs::write(&config_path, format!("{config}\n{extra}\n")).expect("write config");
