@@ -25,6 +25,7 @@
 //! each rule that fired with its weight and the text it matched, the outage figures.
 
 mod classifier;
+mod combination;
 mod directory;
 mod entities;
 mod outage;
@@ -34,7 +35,11 @@ mod text;
 mod tier;
 
 pub use classifier::Classifier;
+pub use combination::{CategoryModel, CategoryModelError, Combination, model_text};
 pub use directory::{Directory, DirectoryError};
 pub use entities::extract_entities;
 pub use rules::{Rules, RulesError};
 pub use scores::CategoryScores;
+
+/// The statistical model crate, for callers that train or cross-validate.
+pub use supportd_model as model;

@@ -15,6 +15,7 @@ use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 use supportd_core::{Category, Entities, InboundMessage};
 
+use crate::combination::Combination;
 use crate::scores::CategoryScores;
 use crate::text::{MessageText, Section, SectionMask, is_word_character, normalise_phrase};
 
@@ -72,6 +73,7 @@ pub enum RulesError {
 struct RulesFile {
     scoring: ScoringSettings,
     outage: OutageSettings,
+    combination: Combination,
     #[serde(default)]
     lexicons: BTreeMap<String, Vec<String>>,
     #[serde(default, rename = "rule")]
@@ -119,6 +121,8 @@ struct EntityRuleConfig {
     category: String,
     weight: f32,
     entity: EntityKind,
+    #[serde(default)]
+    decisive: bool,
 }
 
 /// How rule scores become a decision.
@@ -180,6 +184,9 @@ struct RuleConfig {
     requires: Vec<String>,
     #[serde(default)]
     unless: Vec<String>,
+    /// When it fires, only categories of decisive rules can win (see combination.rs).
+    #[serde(default)]
+    decisive: bool,
 }
 
 fn default_scope() -> Scope {
@@ -204,6 +211,8 @@ struct HeaderRuleConfig {
     /// Sender local parts that start with one of these (`mailer-daemon`, `no-reply`).
     #[serde(default)]
     sender_prefixes: Vec<String>,
+    #[serde(default)]
+    decisive: bool,
 }
 
 // ---------------------------------------------------------------- compiled form
@@ -254,6 +263,7 @@ struct CompiledRule {
     unless: Vec<usize>,
     /// Indices into `Rules::regexes` of this rule's regexes (for the reason text).
     regexes: Vec<usize>,
+    decisive: bool,
 }
 
 #[derive(Debug)]
@@ -263,6 +273,17 @@ struct CompiledHeaderRule {
     weight: f32,
     flags: Vec<MessageFlag>,
     sender_prefixes: Vec<String>,
+    decisive: bool,
+}
+
+/// A compiled entity rule.
+#[derive(Debug)]
+struct CompiledEntityRule {
+    name: String,
+    category: Category,
+    weight: f32,
+    entity: EntityKind,
+    decisive: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -278,6 +299,7 @@ struct PatternInfo {
 pub struct Rules {
     pub(crate) scoring: ScoringSettings,
     pub(crate) outage: OutageSettings,
+    pub(crate) combination: Combination,
     /// Every phrase and regex: run over subject, new text and forwarded text.
     request_matcher: Matcher,
     /// Only the phrases and regexes of `all`-scope rules: run over quoted history,
@@ -292,7 +314,7 @@ pub struct Rules {
     group_count: usize,
     rules: Vec<CompiledRule>,
     header_rules: Vec<CompiledHeaderRule>,
-    entity_rules: Vec<(String, Category, f32, EntityKind)>,
+    entity_rules: Vec<CompiledEntityRule>,
 }
 
 /// An automaton and a regex set over a subset of the patterns and regexes, with the
@@ -322,6 +344,8 @@ pub(crate) struct FiredRule {
     pub(crate) contribution: f32,
     /// The text that matched (lower-cased), when a phrase or regex matched.
     pub(crate) evidence: Option<String>,
+    /// A decisive rule: only categories of decisive rules can win.
+    pub(crate) decisive: bool,
 }
 
 /// Everything the rules say about one message.
@@ -416,17 +440,19 @@ impl Rules {
                 target: rule.target,
                 contribution,
                 evidence,
+                decisive: rule.decisive,
             });
         }
         self.evaluate_header_rules(message, &mut evaluation);
-        for (name, category, weight, kind) in &self.entity_rules {
-            if let Some(found) = kind.found(entities) {
-                evaluation.category_scores.add(*category, *weight);
+        for rule in &self.entity_rules {
+            if let Some(found) = rule.entity.found(entities) {
+                evaluation.category_scores.add(rule.category, rule.weight);
                 evaluation.fired.push(FiredRule {
-                    name: name.clone(),
-                    target: Target::Category(*category),
-                    contribution: *weight,
+                    name: rule.name.clone(),
+                    target: Target::Category(rule.category),
+                    contribution: rule.weight,
                     evidence: Some(found.clone()),
+                    decisive: rule.decisive,
                 });
             }
         }
@@ -460,6 +486,7 @@ impl Rules {
                 target: Target::Category(rule.category),
                 contribution: rule.weight,
                 evidence: Some(evidence),
+                decisive: rule.decisive,
             });
         }
     }
@@ -562,6 +589,11 @@ impl Rules {
             .map(|found| String::from_utf8_lossy(found.as_bytes()).into_owned())
     }
 
+    /// How rule scores and model probabilities are mixed, and where the model file is.
+    pub fn combination(&self) -> &Combination {
+        &self.combination
+    }
+
     /// The rule names, for tests and diagnostics.
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
         self.rules
@@ -649,7 +681,13 @@ impl<'a> RulesCompiler<'a> {
                 return Err(self.rule_error(&rule.name, "name used twice".to_owned()));
             }
             let category = self.parse_category(&rule.name, &rule.category)?;
-            entity_rules.push((rule.name, category, rule.weight, rule.entity));
+            entity_rules.push(CompiledEntityRule {
+                name: rule.name,
+                category,
+                weight: rule.weight,
+                entity: rule.entity,
+                decisive: rule.decisive,
+            });
         }
         let mut header_rules = Vec::with_capacity(file.header_rules.len());
         for rule in file.header_rules {
@@ -673,6 +711,7 @@ impl<'a> RulesCompiler<'a> {
                     .iter()
                     .map(|prefix| prefix.to_lowercase())
                     .collect(),
+                decisive: rule.decisive,
             });
         }
         let history_groups: Vec<bool> = {
@@ -710,6 +749,7 @@ impl<'a> RulesCompiler<'a> {
         Ok(Rules {
             scoring: file.scoring,
             outage: file.outage,
+            combination: file.combination,
             request_matcher,
             history_matcher,
             patterns: self.patterns,
@@ -772,6 +812,18 @@ impl<'a> RulesCompiler<'a> {
         if !(0.0..=1.0).contains(&scoring.forwarded_weight) {
             return Err(settings_error(
                 "scoring.forwarded_weight must be within 0..=1",
+            ));
+        }
+        let combination = &file.combination;
+        let non_negative = |weight: f32| weight.is_finite() && weight >= 0.0;
+        if !non_negative(combination.rule_weight) || !non_negative(combination.model_weight) {
+            return Err(settings_error(
+                "combination.rule_weight and combination.model_weight must be >= 0",
+            ));
+        }
+        if !(combination.probability_floor > 0.0 && combination.probability_floor < 1.0) {
+            return Err(settings_error(
+                "combination.probability_floor must be within 0..1 (exclusive)",
             ));
         }
         Ok(())
@@ -931,6 +983,7 @@ impl<'a> RulesCompiler<'a> {
             requires,
             unless,
             regexes,
+            decisive: rule.decisive,
         })
     }
 }
@@ -939,7 +992,7 @@ impl<'a> RulesCompiler<'a> {
 mod tests {
     use super::*;
 
-    const HEAD: &str = "[scoring]\nsoftmax_temperature = 1.0\nminimum_score = 1.0\nfallback_category = \"other\"\nforwarded_weight = 0.5\nshort_new_text_words = 10\nrepeat_bonus = 0.0\nmax_repeat_factor = 1.0\nsubject_bonus = 0.0\n[outage]\nminimum_impact = 1.0\nthreshold = 1.0\n";
+    const HEAD: &str = "[scoring]\nsoftmax_temperature = 1.0\nminimum_score = 1.0\nfallback_category = \"other\"\nforwarded_weight = 0.5\nshort_new_text_words = 10\nrepeat_bonus = 0.0\nmax_repeat_factor = 1.0\nsubject_bonus = 0.0\n[outage]\nminimum_impact = 1.0\nthreshold = 1.0\n[combination]\nrule_weight = 1.0\nmodel_weight = 1.0\nprobability_floor = 0.001\n";
 
     fn load(rules: &str) -> Result<Rules, RulesError> {
         Rules::from_toml(&format!("{HEAD}{rules}"), "classifier.toml")

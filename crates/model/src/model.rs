@@ -226,6 +226,30 @@ impl Model {
             })
     }
 
+    /// The probability of every label (as [`Model::probabilities`]) and the
+    /// words behind the label that `choose` picks from them, in one pass over
+    /// the text: for a caller that combines the probabilities with other
+    /// evidence and explains only the label that finally wins. `choose`
+    /// returns `None` when no label of this model needs explaining.
+    pub fn probabilities_explaining(
+        &self,
+        subject: &str,
+        text: &str,
+        choose: impl FnOnce(&[f32]) -> Option<usize>,
+    ) -> (Vec<f32>, Vec<FeatureContribution>) {
+        self.lookup
+            .vectorise(&self.idf, subject, text, |vectorised| {
+                let probabilities = softmax(&self.scores(vectorised), self.temperature);
+                let top_features = match choose(&probabilities) {
+                    Some(label_index) if label_index < self.labels.len() => {
+                        self.explain(vectorised, label_index)
+                    }
+                    _ => Vec::new(),
+                };
+                (probabilities, top_features)
+            })
+    }
+
     /// The linear scores (logits), before the temperature.
     fn logits(&self, subject: &str, text: &str) -> Vec<f32> {
         self.lookup
@@ -607,6 +631,23 @@ mod tests {
                 model.predict(example.subject, example.text).probabilities
             );
         }
+    }
+
+    #[test]
+    fn probabilities_explaining_explains_the_chosen_label() {
+        let model = toy_model();
+        let (subject, text) = ("Question", "why was our invoice charged twice");
+        let prediction = model.predict(subject, text);
+        let (probabilities, features) =
+            model.probabilities_explaining(subject, text, |probabilities| {
+                Some(best_index(probabilities))
+            });
+        assert_eq!(probabilities, prediction.probabilities);
+        assert_eq!(features, prediction.top_features);
+        let (_, none) = model.probabilities_explaining(subject, text, |_| None);
+        assert!(none.is_empty());
+        let (_, out_of_range) = model.probabilities_explaining(subject, text, |_| Some(99));
+        assert!(out_of_range.is_empty());
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub(crate) struct Rule {
     pub in_scope: Option<bool>,
     pub microsoft: Option<bool>,
     pub auto_submitted: Option<bool>,
+    /// Holds when the classifier's category confidence is below this (triage).
+    pub confidence_below: Option<f32>,
     pub queue: QueueName,
     pub min_priority: Option<Priority>,
     pub actions: Vec<Action>,
@@ -80,6 +82,7 @@ impl Rule {
             && self.in_scope.is_none()
             && self.microsoft.is_none()
             && self.auto_submitted.is_none()
+            && self.confidence_below.is_none()
     }
 
     pub fn matches(&self, message: &InboundMessage, classification: &Classification) -> bool {
@@ -95,5 +98,57 @@ impl Rule {
             && holds(self.in_scope, classification.in_scope)
             && holds(self.microsoft, classification.microsoft)
             && holds(self.auto_submitted, message.flags.auto_submitted)
+            && self
+                .confidence_below
+                .is_none_or(|limit| classification.confidence < limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use supportd_core::{Entities, MessageFlags};
+
+    #[test]
+    fn confidence_below_holds_only_under_the_limit() {
+        let rule: Rule = toml::from_str(
+            "name = \"unsure\"\nconfidence_below = 0.7\nqueue = \"triage\"\nactions = []\n",
+        )
+        .unwrap();
+        assert!(!rule.is_catch_all());
+        let message = InboundMessage {
+            message_id: "m@example".into(),
+            message_id_synthesized: false,
+            in_reply_to: vec![],
+            references: vec![],
+            from: None,
+            reply_to: vec![],
+            to: vec![],
+            cc: vec![],
+            subject: String::new(),
+            date: None,
+            body_text: String::new(),
+            body_html: None,
+            new_text: String::new(),
+            forwarded_text: String::new(),
+            attachments: vec![],
+            flags: MessageFlags::default(),
+            size: 0,
+            content_hash: String::new(),
+            warnings: vec![],
+        };
+        let mut classification = Classification {
+            tier: Tier::Platform,
+            category: Category::Billing,
+            in_scope: true,
+            microsoft: false,
+            confidence: 0.69,
+            reasons: vec![],
+            entities: Entities::default(),
+            account: None,
+        };
+        assert!(rule.matches(&message, &classification));
+        classification.confidence = 0.7;
+        assert!(!rule.matches(&message, &classification));
     }
 }

@@ -158,12 +158,7 @@ pub fn predict_inputs(
             };
             let processed = pipeline.process(&raw_mail.bytes, received_at);
             let line = classify_line(&raw_mail.label, &processed);
-            let file = std::path::Path::new(&raw_mail.label)
-                .file_name()
-                .map_or_else(
-                    || raw_mail.label.clone(),
-                    |name| name.to_string_lossy().into_owned(),
-                );
+            let file = crate::eval::file_name(&raw_mail.label);
             predictions.insert(
                 file,
                 crate::eval::Prediction {
@@ -175,6 +170,7 @@ pub fn predict_inputs(
                     },
                     confidence: line.confidence,
                     reasons: line.reasons,
+                    queue: line.queue.to_owned(),
                 },
             );
         });

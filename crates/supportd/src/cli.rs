@@ -68,6 +68,31 @@ pub enum Command {
         /// The whole evaluation as one JSON object.
         #[arg(long)]
         json: bool,
+        /// K-fold cross-validation of rules + model: per fold, a model trained on
+        /// the other folds classifies the held-out one (the model file is not used).
+        #[arg(long, value_name = "K")]
+        folds: Option<usize>,
+        /// Seed of the stratified folds.
+        #[arg(long, default_value_t = 1, requires = "folds")]
+        seed: u64,
+        /// Use this model file instead of the one config/classifier.toml names.
+        #[arg(long, value_name = "FILE", conflicts_with = "rules_only")]
+        model: Option<PathBuf>,
+        /// Classify with the rules alone, without the model.
+        #[arg(long, conflicts_with = "folds")]
+        rules_only: bool,
+        /// Folder (or files) of the labelled messages.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Train the category model on labelled mail and write the model file.
+    Train {
+        /// The labels (file,tier,category,in_scope,microsoft); the category is learned.
+        #[arg(long, value_name = "labels.csv")]
+        labels: PathBuf,
+        /// Where to write the model (config/model.bin is what classifier.toml names).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
         /// Folder (or files) of the labelled messages.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
@@ -230,6 +255,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             labels,
             errors,
             json,
+            folds,
+            seed,
+            model,
+            rules_only,
             paths,
         } => {
             let gold = eval::read_labels(&labels)?;
@@ -238,7 +267,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(path) => read_directory(&path)?,
                 None => directory_from_database(&settings).await?,
             };
-            let pipeline = Pipeline::load(&settings, directory)?;
+            let mut pipeline = Pipeline::load(&settings, directory)?;
+            if rules_only {
+                pipeline = pipeline.with_category_model(None);
+            } else if let Some(path) = model {
+                pipeline = pipeline.with_category_model(Some(eval::read_model(&path)?));
+            }
+            if let Some(folds) = folds {
+                let messages = eval::read_labelled(&pipeline, &inputs, &gold);
+                let summary = eval::cross_validate_combined(&pipeline, &messages, folds, seed)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&summary)?);
+                } else {
+                    print!("{}", eval::render_folds(&summary));
+                    print!("{}", eval::render(&summary.pooled, errors));
+                }
+                return Ok(());
+            }
             let show_progress = std::io::stderr().is_terminal() && !json;
             let predictions = classify::predict_inputs(&pipeline, &inputs, show_progress);
             let evaluation = eval::evaluate(&gold, &predictions);
@@ -247,6 +292,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{}", eval::render(&evaluation, errors));
             }
+            Ok(())
+        }
+        Command::Train { labels, out, paths } => {
+            let gold = eval::read_labels(&labels)?;
+            let inputs = sources::expand_inputs(&paths)?;
+            let pipeline = Pipeline::load(&settings, Directory::from_records(Vec::new()))?;
+            let messages = eval::read_labelled(&pipeline, &inputs, &gold);
+            let model = eval::train_model(&messages)?;
+            let bytes = model.to_bytes();
+            std::fs::write(&out, &bytes)
+                .with_context(|| format!("cannot write the model {}", out.display()))?;
+            println!(
+                "trained on {} messages: {} features, {} categories, {} bytes written to {}",
+                messages.len(),
+                model.feature_count(),
+                model.labels().len(),
+                bytes.len(),
+                out.display()
+            );
             Ok(())
         }
         Command::Queue { command } => {

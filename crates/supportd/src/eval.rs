@@ -8,7 +8,15 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use supportd_core::{Category, Tier};
+use supportd_classifier::model::{
+    MeanAndDeviation, Model, TrainingExample, TrainingOptions, stratified_folds,
+};
+use supportd_classifier::{CategoryModel, model_text};
+use supportd_core::{Category, InboundMessage, Tier};
+use supportd_mail::Normalised;
+
+use crate::pipeline::Pipeline;
+use crate::sources::{self, Input};
 
 /// The four labels of one message (a labels.csv row, or a prediction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,6 +116,12 @@ pub struct Evaluation {
     /// `confusion[expected][predicted]`, in `Category::ALL` order.
     pub confusion: Vec<Vec<u64>>,
     pub errors: Vec<EvalError>,
+    /// Messages the router sent to the triage queue (low confidence).
+    pub triaged: u64,
+    /// Category accuracy of the messages not sent to triage.
+    pub untriaged_category_accuracy: f64,
+    /// Share of the messages not sent to triage with all four labels right.
+    pub untriaged_all_labels_accuracy: f64,
 }
 
 /// A prediction with what explains it.
@@ -116,7 +130,12 @@ pub struct Prediction {
     pub labels: Labels,
     pub confidence: f32,
     pub reasons: Vec<String>,
+    /// The queue the router chose: [`TRIAGE_QUEUE`] means a person decides.
+    pub queue: String,
 }
+
+/// The queue of tickets whose category confidence is too low (config/routing.toml).
+pub const TRIAGE_QUEUE: &str = "triage";
 
 /// Scores `predictions` (by file name) against `gold`, like shared/tools/score.py:
 /// a missing prediction counts as wrong on every label.
@@ -135,6 +154,7 @@ pub fn evaluate(
     let (mut true_positive, mut false_positive, mut false_negative) = (0u64, 0u64, 0u64);
     let mut missing = Vec::new();
     let mut errors = Vec::new();
+    let (mut triaged, mut untriaged_category, mut untriaged_all) = (0u64, 0u64, 0u64);
     for (file, expected) in gold {
         let Some(prediction) = predictions.get(file) else {
             missing.push(file.clone());
@@ -142,6 +162,12 @@ pub fn evaluate(
             continue;
         };
         let predicted = prediction.labels;
+        if prediction.queue == TRIAGE_QUEUE {
+            triaged += 1;
+        } else {
+            untriaged_category += u64::from(predicted.category == expected.category);
+            untriaged_all += u64::from(predicted == *expected);
+        }
         tier += u64::from(predicted.tier == expected.tier);
         category += u64::from(predicted.category == expected.category);
         in_scope += u64::from(predicted.in_scope == expected.in_scope);
@@ -220,6 +246,9 @@ pub fn evaluate(
         categories,
         confusion,
         errors,
+        triaged,
+        untriaged_category_accuracy: ratio(untriaged_category, total - triaged),
+        untriaged_all_labels_accuracy: ratio(untriaged_all, total - triaged),
     }
 }
 
@@ -246,8 +275,17 @@ pub fn render(evaluation: &Evaluation, with_errors: bool) -> String {
     );
     let _ = writeln!(
         text,
-        "microsoft: precision {:.3}  recall {:.3}    macro F1 {:.3}\n",
+        "microsoft: precision {:.3}  recall {:.3}    macro F1 {:.3}",
         evaluation.microsoft_precision, evaluation.microsoft_recall, evaluation.macro_f1
+    );
+    let _ = writeln!(
+        text,
+        "triage: {} of {} messages sent to a person; the other {}: category {:.3}, all four labels {:.3}\n",
+        evaluation.triaged,
+        evaluation.messages,
+        evaluation.messages - evaluation.triaged,
+        evaluation.untriaged_category_accuracy,
+        evaluation.untriaged_all_labels_accuracy
     );
     let _ = writeln!(
         text,
@@ -317,6 +355,247 @@ pub fn render(evaluation: &Evaluation, with_errors: bool) -> String {
     text
 }
 
+/// Reads a model file written by `supportd train`.
+pub fn read_model(path: &Path) -> anyhow::Result<CategoryModel> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read the model {}", path.display()))?;
+    CategoryModel::from_bytes(&bytes)
+        .with_context(|| format!("cannot load the model {}", path.display()))
+}
+
+/// A labelled message, normalised: what training and cross-validation read.
+pub struct LabelledMessage {
+    /// The file name, as labels.csv names it.
+    pub file: String,
+    pub message: InboundMessage,
+    pub labels: Labels,
+}
+
+/// Reads and normalises every message of `inputs` that `gold` labels. Messages
+/// without a label and messages the normaliser quarantines are left out, with
+/// a warning.
+pub fn read_labelled(
+    pipeline: &Pipeline,
+    inputs: &[Input],
+    gold: &BTreeMap<String, Labels>,
+) -> Vec<LabelledMessage> {
+    let mut messages = Vec::new();
+    for input in inputs {
+        sources::read_input(input, |result| {
+            let raw_mail = match result {
+                Ok(raw_mail) => raw_mail,
+                Err(problem) => {
+                    tracing::warn!(file = %problem.label, error = %problem.error, "Skipped an unreadable entry.");
+                    return;
+                }
+            };
+            let file = file_name(&raw_mail.label);
+            let Some(labels) = gold.get(&file) else {
+                return;
+            };
+            match pipeline.normalise(&raw_mail.bytes) {
+                Normalised::Message(message) => messages.push(LabelledMessage {
+                    file,
+                    message,
+                    labels: *labels,
+                }),
+                Normalised::Quarantine(quarantine) => {
+                    tracing::warn!(file = %file, reason = %quarantine.reason, "Left out a quarantined message.");
+                }
+            }
+        });
+    }
+    messages
+}
+
+/// The last path component of an input label, as labels.csv names files.
+pub fn file_name(label: &str) -> String {
+    Path::new(label).file_name().map_or_else(
+        || label.to_owned(),
+        |name| name.to_string_lossy().into_owned(),
+    )
+}
+
+/// Trains the category model on labelled messages: subject, and new text plus
+/// forwarded text ([`model_text`]), with the recommended options.
+pub fn train_model(messages: &[LabelledMessage]) -> anyhow::Result<Model> {
+    let texts: Vec<String> = messages
+        .iter()
+        .map(|labelled| model_text(&labelled.message))
+        .collect();
+    let examples: Vec<TrainingExample<'_>> = messages
+        .iter()
+        .zip(&texts)
+        .map(|(labelled, text)| TrainingExample {
+            subject: &labelled.message.subject,
+            text,
+            label: labelled.labels.category.slug(),
+        })
+        .collect();
+    Model::train(&examples, &TrainingOptions::recommended()).context("training the model")
+}
+
+/// Mean and population standard deviation of a figure over folds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Spread {
+    pub mean: f64,
+    pub standard_deviation: f64,
+}
+
+impl std::fmt::Display for Spread {
+    /// `0.912 ± 0.031`
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "{:.3} ± {:.3}",
+            self.mean, self.standard_deviation
+        )
+    }
+}
+
+/// Mean and standard deviation over the folds of a cross-validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct FoldSummary {
+    pub folds: usize,
+    pub category_accuracy: Spread,
+    pub macro_f1: Spread,
+    pub tier_accuracy: Spread,
+    pub microsoft_precision: Spread,
+    pub microsoft_recall: Spread,
+    pub triaged_share: Spread,
+    pub untriaged_category_accuracy: Spread,
+    /// The out-of-fold predictions of every fold, evaluated together.
+    pub pooled: Evaluation,
+}
+
+/// K-fold cross-validation of the combined classifier: for each of `folds`
+/// stratified folds (by category, seeded), a model is trained on the other
+/// folds and the held-out messages are classified by the rules plus that model
+/// and routed, exactly as `classify` would.
+pub fn cross_validate_combined(
+    pipeline: &Pipeline,
+    messages: &[LabelledMessage],
+    folds: usize,
+    seed: u64,
+) -> anyhow::Result<FoldSummary> {
+    if folds < 2 || folds > messages.len() {
+        bail!(
+            "cannot make {folds} folds of {} messages (need 2 <= folds <= messages)",
+            messages.len()
+        );
+    }
+    let texts: Vec<String> = messages
+        .iter()
+        .map(|labelled| model_text(&labelled.message))
+        .collect();
+    let examples: Vec<TrainingExample<'_>> = messages
+        .iter()
+        .zip(&texts)
+        .map(|(labelled, text)| TrainingExample {
+            subject: &labelled.message.subject,
+            text,
+            label: labelled.labels.category.slug(),
+        })
+        .collect();
+    let fold_of = stratified_folds(&examples, folds, seed);
+    let classifier = pipeline.classifier();
+    let combination = classifier.rules().combination();
+    let received_at = crate::now();
+    let mut per_fold: Vec<Evaluation> = Vec::with_capacity(folds);
+    let mut pooled_gold = BTreeMap::new();
+    let mut pooled_predictions = BTreeMap::new();
+    for fold in 0..folds {
+        let training: Vec<TrainingExample<'_>> = examples
+            .iter()
+            .zip(&fold_of)
+            .filter(|&(_, &example_fold)| example_fold != fold)
+            .map(|(example, _)| *example)
+            .collect();
+        let model = Model::train(&training, &TrainingOptions::recommended())
+            .with_context(|| format!("training the model of fold {}", fold + 1))?;
+        let model = CategoryModel::new(model)?;
+        let mut gold = BTreeMap::new();
+        let mut predictions = BTreeMap::new();
+        for (labelled, _) in messages
+            .iter()
+            .zip(&fold_of)
+            .filter(|&(_, &example_fold)| example_fold == fold)
+        {
+            let classification =
+                classifier.classify_with(&labelled.message, Some(&model), combination);
+            let route = pipeline
+                .router()
+                .route(&labelled.message, &classification, received_at);
+            let mut reasons = classification.reasons.clone();
+            reasons.extend(route.reasons.iter().cloned());
+            let prediction = Prediction {
+                labels: Labels {
+                    tier: classification.tier,
+                    category: classification.category,
+                    in_scope: classification.in_scope,
+                    microsoft: classification.microsoft,
+                },
+                confidence: classification.confidence,
+                reasons,
+                queue: route.queue.as_str().to_owned(),
+            };
+            gold.insert(labelled.file.clone(), labelled.labels);
+            predictions.insert(labelled.file.clone(), prediction);
+        }
+        per_fold.push(evaluate(&gold, &predictions));
+        pooled_gold.extend(gold);
+        pooled_predictions.extend(predictions);
+    }
+    let over_folds = |value: fn(&Evaluation) -> f64| {
+        let spread = MeanAndDeviation::of(&per_fold.iter().map(value).collect::<Vec<f64>>());
+        Spread {
+            mean: spread.mean,
+            standard_deviation: spread.standard_deviation,
+        }
+    };
+    Ok(FoldSummary {
+        folds,
+        category_accuracy: over_folds(|evaluation| evaluation.category_accuracy),
+        macro_f1: over_folds(|evaluation| evaluation.macro_f1),
+        tier_accuracy: over_folds(|evaluation| evaluation.tier_accuracy),
+        microsoft_precision: over_folds(|evaluation| evaluation.microsoft_precision),
+        microsoft_recall: over_folds(|evaluation| evaluation.microsoft_recall),
+        triaged_share: over_folds(|evaluation| {
+            evaluation.triaged as f64 / evaluation.messages.max(1) as f64
+        }),
+        untriaged_category_accuracy: over_folds(|evaluation| {
+            evaluation.untriaged_category_accuracy
+        }),
+        pooled: evaluate(&pooled_gold, &pooled_predictions),
+    })
+}
+
+/// The cross-validation figures as text, before the pooled evaluation.
+pub fn render_folds(summary: &FoldSummary) -> String {
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "{}-fold cross-validation of rules + model (model retrained per fold), mean ± standard deviation over folds:",
+        summary.folds
+    );
+    for (name, value) in [
+        ("category accuracy", &summary.category_accuracy),
+        ("macro F1", &summary.macro_f1),
+        ("tier accuracy", &summary.tier_accuracy),
+        ("microsoft precision", &summary.microsoft_precision),
+        ("microsoft recall", &summary.microsoft_recall),
+        ("share sent to triage", &summary.triaged_share),
+        (
+            "category accuracy, not triaged",
+            &summary.untriaged_category_accuracy,
+        ),
+    ] {
+        let _ = writeln!(text, "  {name:<31} {value}");
+    }
+    let _ = writeln!(text, "\nout-of-fold predictions of all folds together:");
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +614,7 @@ mod tests {
             labels,
             confidence: 0.5,
             reasons: vec!["because".into()],
+            queue: "billing".into(),
         }
     }
 

@@ -3,9 +3,10 @@
 //! by [`Pipeline::load`] once, at start-up.
 
 use std::fs;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use supportd_classifier::{Classifier, Directory, Rules};
+use supportd_classifier::{CategoryModel, Classifier, Directory, Rules};
 use supportd_core::{Classification, InboundMessage, RouteDecision};
 use supportd_mail::{Limits, Normalised, Quarantine};
 use supportd_router::Router;
@@ -40,19 +41,41 @@ impl Pipeline {
         let rules_text = fs::read_to_string(rules_path)
             .with_context(|| format!("cannot read classifier rules {}", rules_path.display()))?;
         let rules = Rules::from_toml(&rules_text, &rules_path.display().to_string())?;
+        let model = load_model(rules_path, &rules)?;
         let routing_path = &settings.routing_rules_path;
         let routing_text = fs::read_to_string(routing_path)
             .with_context(|| format!("cannot read routing rules {}", routing_path.display()))?;
         let router = Router::from_toml(&routing_text, &routing_path.display().to_string())?;
         Ok(Pipeline {
             limits: settings.intake.limits,
-            classifier: Classifier::new(directory, rules),
+            classifier: match model {
+                Some(model) => Classifier::new(directory, rules).with_model(model),
+                None => Classifier::new(directory, rules),
+            },
             router,
         })
     }
 
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// The same pipeline with another category model, or none (rules alone).
+    pub fn with_category_model(self, model: Option<CategoryModel>) -> Pipeline {
+        let classifier = match model {
+            Some(model) => self.classifier.with_model(model),
+            None => self.classifier.without_model(),
+        };
+        Pipeline { classifier, ..self }
+    }
+
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
+    /// The normaliser alone, with the configured limits.
+    pub fn normalise(&self, raw: &[u8]) -> Normalised {
+        supportd_mail::normalise(raw, &self.limits)
     }
 
     /// Normalises, classifies and routes one raw message that arrived at `received_at`.
@@ -102,4 +125,38 @@ impl Pipeline {
             content,
         }
     }
+}
+
+/// Where the rules file says the model file is: relative to the rules file's folder.
+pub fn model_path(rules_path: &Path, rules: &Rules) -> Option<PathBuf> {
+    let file = rules.combination().model_file.as_deref()?;
+    Some(match rules_path.parent() {
+        Some(folder) => folder.join(file),
+        None => PathBuf::from(file),
+    })
+}
+
+/// The trained model named in the rules file. A missing file means rules alone
+/// (warned about); a file that cannot be read or parsed is an error.
+fn load_model(rules_path: &Path, rules: &Rules) -> anyhow::Result<Option<CategoryModel>> {
+    let Some(path) = model_path(rules_path, rules) else {
+        return Ok(None);
+    };
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(
+                model = %path.display(),
+                "No category model file: classifying with the rules alone."
+            );
+            return Ok(None);
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error)
+                .context(format!("cannot read the category model {}", path.display())));
+        }
+    };
+    let model = CategoryModel::from_bytes(&bytes)
+        .with_context(|| format!("cannot load the category model {}", path.display()))?;
+    Ok(Some(model))
 }
