@@ -6,7 +6,11 @@ use std::process::Command;
 use supportd_tests::{TestEnv, parse_summary, shared_dir};
 
 /// `classify --json` over the dev corpus, scored by the project's own scorer
-/// (shared/tools/score.py) against the minimums of the pipeline issue.
+/// (shared/tools/score.py). The minimums are what rules + the shipped model
+/// reliably reach, less a margin: the shipped model was trained on these mails
+/// (category 1.000 here), and 5-fold cross-validation of rules + model gives
+/// category 0.991 ± 0.018, macro F1 0.990 ± 0.021, tier 1.000, Microsoft
+/// precision 1.000 and recall 0.971 ± 0.057 (`supportd eval --folds 5`).
 #[test]
 fn dev_corpus_meets_the_quality_minimums() {
     let Some(shared) = shared_dir() else { return };
@@ -26,7 +30,10 @@ fn dev_corpus_meets_the_quality_minimums() {
         .arg(shared.join("tools/score.py"))
         .arg(dev.join("labels.csv"))
         .arg(&output_path)
-        .args(["--min", "tier=0.98,category=0.85,mrecall=0.95,mprec=0.90"])
+        .args([
+            "--min",
+            "tier=0.99,category=0.95,macro_f1=0.93,mrecall=0.95,mprec=0.95",
+        ])
         .output()
         .expect("python3 runs score.py");
     let report = String::from_utf8_lossy(&score.stdout);

@@ -70,7 +70,18 @@ impl MessageText {
             ranges[section as usize] = (start, buffer.len());
             buffer.push_str("\n\n");
         }
-        let new_text_words = new_text.split_whitespace().count();
+        // The normalised new text has every run of whitespace collapsed to one
+        // space and none at either end: words are spaces plus one.
+        let (start, end) = ranges[Section::NewText as usize];
+        let normalised_new_text = &buffer.as_bytes()[start..end];
+        let new_text_words = if normalised_new_text.is_empty() {
+            0
+        } else {
+            1 + normalised_new_text
+                .iter()
+                .filter(|&&byte| byte == b' ')
+                .count()
+        };
         MessageText {
             buffer,
             ranges,
@@ -197,6 +208,32 @@ mod tests {
             "we can't log in - \"again\""
         );
         assert_eq!(normalise_phrase("ÜBER Straße"), "über straße");
+    }
+
+    #[test]
+    fn new_text_words_are_counted_on_the_normalised_text() {
+        let message = supportd_core::InboundMessage {
+            message_id: String::new(),
+            message_id_synthesized: false,
+            in_reply_to: vec![],
+            references: vec![],
+            from: None,
+            reply_to: vec![],
+            to: vec![],
+            cc: vec![],
+            subject: "Subject words".into(),
+            date: None,
+            body_text: "  one\n\n two\u{a0} three  \n> quoted".into(),
+            body_html: None,
+            new_text: "  one\n\n two\u{a0} three  ".into(),
+            forwarded_text: String::new(),
+            attachments: vec![],
+            flags: supportd_core::MessageFlags::default(),
+            size: 0,
+            content_hash: String::new(),
+            warnings: vec![],
+        };
+        assert_eq!(MessageText::new(&message).new_text_words, 3);
     }
 
     #[test]
