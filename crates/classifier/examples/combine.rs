@@ -66,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let texts: Vec<String> = messages
         .iter()
-        .map(|labelled| model_text(&labelled.message))
+        .map(|labelled| model_text(&labelled.message).into_owned())
         .collect();
 
     println!("== 1. rules alone");

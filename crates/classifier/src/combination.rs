@@ -14,6 +14,8 @@
 //! Microsoft", a Microsoft case number) are cues a model cannot learn from a few
 //! hundred mails: when one fires, only the categories of decisive rules can win.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use supportd_core::{Category, InboundMessage};
 use supportd_model::{Model, ModelError};
@@ -122,19 +124,20 @@ impl CategoryModel {
 /// The text the model reads besides the subject, the same in training and in
 /// classification: the new text of the message (the whole body when the
 /// normaliser found no new text), then the forwarded originals.
-pub fn model_text(message: &InboundMessage) -> String {
+pub fn model_text(message: &InboundMessage) -> Cow<'_, str> {
     let new_text = if message.new_text.trim().is_empty() {
         message.body_text.as_str()
     } else {
         message.new_text.as_str()
     };
+    if message.forwarded_text.is_empty() {
+        return Cow::Borrowed(new_text);
+    }
     let mut text = String::with_capacity(new_text.len() + message.forwarded_text.len() + 1);
     text.push_str(new_text);
-    if !message.forwarded_text.is_empty() {
-        text.push('\n');
-        text.push_str(&message.forwarded_text);
-    }
-    text
+    text.push('\n');
+    text.push_str(&message.forwarded_text);
+    Cow::Owned(text)
 }
 
 #[cfg(test)]
@@ -189,8 +192,9 @@ mod tests {
             warnings: vec![],
         };
         assert_eq!(model_text(&message), "whole body");
-        message.new_text = "new".to_owned();
         message.forwarded_text = "forwarded".to_owned();
+        assert_eq!(model_text(&message), "whole body\nforwarded");
+        message.new_text = "new".to_owned();
         assert_eq!(model_text(&message), "new\nforwarded");
     }
 }

@@ -578,12 +578,25 @@ impl Vectorised<'_> {
         &self.scratch.values
     }
 
-    /// Splits a linear score (`weight_of(id)` times the feature's value,
-    /// summed) over the words of the message: a word gets its own `Word`
-    /// feature's part plus, for each of its character n-grams, the share of
-    /// that n-gram's part proportional to how often the n-gram came from this
-    /// word. Word pairs are not included: their parts are their own.
+    /// [`Vectorised::for_each_word_share`], collected.
+    #[cfg(test)]
     pub fn word_shares(&mut self, weight_of: impl Fn(u32) -> f32) -> Vec<(&str, f32)> {
+        let mut shares = Vec::new();
+        self.for_each_word_share(weight_of, |word, share| shares.push((word, share)));
+        shares
+    }
+
+    /// Splits a linear score (`weight_of(id)` times the feature's value,
+    /// summed) over the words of the message and calls `visit(word, share)`
+    /// per distinct word: a word gets its own `Word` feature's part plus, for
+    /// each of its character n-grams, the share of that n-gram's part
+    /// proportional to how often the n-gram came from this word. Word pairs
+    /// are not included: their parts are their own.
+    pub fn for_each_word_share<'s>(
+        &'s mut self,
+        weight_of: impl Fn(u32) -> f32,
+        mut visit: impl FnMut(&'s str, f32),
+    ) {
         let lookup = self.lookup;
         let scratch = &mut *self.scratch;
         // The part of one occurrence of each feature, by id.
@@ -598,7 +611,6 @@ impl Vectorised<'_> {
         }
         let scratch = &*scratch;
         let parts = &scratch.occurrence_parts;
-        let mut shares = Vec::with_capacity(scratch.touched_slots.len() + scratch.unknown.len());
         for &slot in &scratch.touched_slots {
             let count = scratch.slot_counts[slot as usize] as f32;
             let mut share = 0.0f32;
@@ -611,19 +623,18 @@ impl Vectorised<'_> {
             for &id in lookup.slot_chars(slot) {
                 char_share += parts[id as usize];
             }
-            shares.push((
-                &*lookup.slot_words[slot as usize],
+            visit(
+                &lookup.slot_words[slot as usize],
                 share + char_share * count,
-            ));
+            );
         }
         for (&(span, count), &(start, end)) in scratch.unknown.iter().zip(&scratch.unknown_ranges) {
             let mut share = 0.0f32;
             for &id in &scratch.unknown_char_features[start as usize..end as usize] {
                 share += parts[id as usize];
             }
-            shares.push((span.text(&scratch.lowered), share * count as f32));
+            visit(span.text(&scratch.lowered), share * count as f32);
         }
-        shares
     }
 }
 #[cfg(test)]

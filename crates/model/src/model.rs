@@ -1,5 +1,6 @@
 //! [`Model`]: training (vocabulary, TF-IDF, logistic regression) and prediction.
 
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -286,49 +287,68 @@ impl Model {
     ) -> Vec<FeatureContribution> {
         let label_count = self.labels.len();
         let weight_of = |id: u32| self.weights[id as usize * label_count + label_index];
-        let mut contributions: Vec<(FeatureKind, &str, f32)> = Vec::new();
+        let mut top = Strongest::default();
         for (&id, &value) in vectorised.ids().iter().zip(vectorised.values()) {
             if self.lookup.is_pair(id) {
-                contributions.push((
+                top.offer((
                     FeatureKind::WordPair,
                     self.features[id as usize].text.as_str(),
                     weight_of(id) * value,
                 ));
             }
         }
-        contributions.extend(
-            vectorised
-                .word_shares(weight_of)
-                .into_iter()
-                .map(|(text, contribution)| (FeatureKind::Word, text, contribution)),
-        );
-        strongest(contributions)
+        vectorised.for_each_word_share(weight_of, |text, contribution| {
+            top.offer((FeatureKind::Word, text, contribution));
+        });
+        top.into_contributions()
     }
 }
 
-/// The strongest positive contributions, strongest first; ties by text.
-fn strongest(mut contributions: Vec<(FeatureKind, &str, f32)>) -> Vec<FeatureContribution> {
-    contributions.retain(|&(_, _, contribution)| contribution > 0.0);
-    let by_strength = |left: &(FeatureKind, &str, f32), right: &(FeatureKind, &str, f32)| {
+/// The strongest positive contributions seen, strongest first; ties by text.
+/// One pass keeping a short sorted list, so a long message costs about one
+/// comparison per word instead of a sort.
+#[derive(Default)]
+struct Strongest<'a> {
+    top: Vec<(FeatureKind, &'a str, f32)>,
+}
+
+impl<'a> Strongest<'a> {
+    fn by_strength(left: &(FeatureKind, &str, f32), right: &(FeatureKind, &str, f32)) -> Ordering {
         right
             .2
             .total_cmp(&left.2)
             .then_with(|| left.1.cmp(right.1))
             .then_with(|| left.0.cmp(&right.0))
-    };
-    if contributions.len() > EXPLANATION_FEATURES {
-        contributions.select_nth_unstable_by(EXPLANATION_FEATURES - 1, by_strength);
-        contributions.truncate(EXPLANATION_FEATURES);
     }
-    contributions.sort_unstable_by(by_strength);
-    contributions
-        .into_iter()
-        .map(|(kind, text, contribution)| FeatureContribution {
-            kind,
-            text: text.to_owned(),
-            contribution,
-        })
-        .collect()
+
+    fn offer(&mut self, contribution: (FeatureKind, &'a str, f32)) {
+        if contribution.2 <= 0.0 {
+            return;
+        }
+        if self.top.len() == EXPLANATION_FEATURES
+            && self.top.last().is_some_and(|weakest| {
+                contribution.2 < weakest.2 || Self::by_strength(&contribution, weakest).is_ge()
+            })
+        {
+            return;
+        }
+        let position = self
+            .top
+            .partition_point(|kept| Self::by_strength(kept, &contribution).is_lt());
+        self.top.insert(position, contribution);
+        self.top.truncate(EXPLANATION_FEATURES);
+    }
+
+    fn into_contributions(self) -> Vec<FeatureContribution> {
+        self.top
+            .into_iter()
+            .map(|(kind, text, contribution)| FeatureContribution {
+                kind,
+                text: text.to_owned(),
+                contribution,
+            })
+            .collect()
+    }
 }
 
 /// Numerically stable softmax of `scores / temperature`.

@@ -421,7 +421,7 @@ pub fn file_name(label: &str) -> String {
 pub fn train_model(messages: &[LabelledMessage]) -> anyhow::Result<Model> {
     let texts: Vec<String> = messages
         .iter()
-        .map(|labelled| model_text(&labelled.message))
+        .map(|labelled| model_text(&labelled.message).into_owned())
         .collect();
     let examples: Vec<TrainingExample<'_>> = messages
         .iter()
@@ -486,7 +486,7 @@ pub fn cross_validate_combined(
     }
     let texts: Vec<String> = messages
         .iter()
-        .map(|labelled| model_text(&labelled.message))
+        .map(|labelled| model_text(&labelled.message).into_owned())
         .collect();
     let examples: Vec<TrainingExample<'_>> = messages
         .iter()
