@@ -244,7 +244,10 @@ async fn latency(dovecot: &Dovecot, password_file: &Path) {
         .is_none()
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        assert!(started.elapsed() < Duration::from_secs(60), "serve never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "serve never started"
+        );
     }
     dovecot.deliver(SUPPORT_USER, &mail(MAILS + 1_000));
     while ticket_count(&store).await < 1 {
