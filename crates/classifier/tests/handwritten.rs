@@ -392,6 +392,11 @@ fn microsoft_flag_needs_an_ongoing_outage_or_an_escalation() {
             false,
         ),
         ("Please get Microsoft involved", MAILS[21].2, true),
+        (
+            "Key Vault timeouts in North Europe",
+            "Our app started timing out on Key Vault calls about 15 minutes ago. The Azure status page has it as active for North Europe. Anything we can do until Microsoft fixes it?",
+            true,
+        ),
     ];
     for (subject, text, expected) in cases {
         let classification = classifier.classify(&mail("pat@acme.example", subject, text));
