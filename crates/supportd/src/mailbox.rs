@@ -163,7 +163,7 @@ async fn sync_folder(
         .checkpoint(&account.name, folder)
         .await
         .context("cannot read the folder's checkpoint")?;
-    let mut last_uid = match stored {
+    let last_uid = match stored {
         Some(checkpoint) if checkpoint.uidvalidity == folder_state.uidvalidity => {
             checkpoint.last_uid
         }
@@ -204,38 +204,43 @@ async fn sync_folder(
             last_uid
         }
     };
+    let mailbox_label = mailbox_label(account, folder);
+    let position = |uid| SourcePosition::imap(&mailbox_label, folder_state.uidvalidity, uid);
+    // A two-stage pipeline: while batch N commits (on another task), batch N+1
+    // is fetched and parsed here. Batch N is acknowledged only after its commit.
+    let fetched = session.fetch_after(last_uid, account.batch_size).await?;
+    let mut batch = prepare_batch(application, fetched, &position);
     loop {
-        let fetched = session.fetch_after(last_uid, account.batch_size).await?;
-        let Some(batch_last_uid) = fetched.last().map(|message| message.uid) else {
+        let Some(batch_last_uid) = batch.uids.last().copied() else {
             return Ok(());
         };
-        let uids: Vec<u32> = fetched.iter().map(|message| message.uid).collect();
-        let received_at = now();
-        let mailbox_label = mailbox_label(account, folder);
-        let items: Vec<IngestItem> = fetched
-            .into_iter()
-            .map(|message| {
-                let source =
-                    SourcePosition::imap(&mailbox_label, folder_state.uidvalidity, message.uid);
-                prepare(application, message, source, received_at)
-            })
-            .collect();
         let checkpoint = Checkpoint {
             mailbox: account.name.clone(),
             folder: folder.to_owned(),
             uidvalidity: folder_state.uidvalidity,
             last_uid: batch_last_uid,
         };
-        let outcomes = application
-            .store
-            .ingest_batch_with_checkpoint(&items, &checkpoint)
-            .await
-            .context("cannot store a batch of fetched mail")?;
-        last_uid = batch_last_uid;
+        let store = application.store.clone();
+        let items = batch.items;
+        let commit = tokio::spawn(async move {
+            let outcomes = store
+                .ingest_batch_with_checkpoint(&items, &checkpoint)
+                .await;
+            (items, outcomes)
+        });
+        let next = if cancel.is_cancelled() {
+            Ok(Vec::new())
+        } else {
+            session
+                .fetch_after(batch_last_uid, account.batch_size)
+                .await
+        };
+        let (items, outcomes) = commit.await.context("the store task failed")?;
+        let outcomes = outcomes.context("cannot store a batch of fetched mail")?;
 
         let mut quarantined = Vec::new();
         let mut stored = Vec::new();
-        for ((uid, item), outcome) in uids.iter().zip(&items).zip(&outcomes) {
+        for ((uid, item), outcome) in batch.uids.iter().zip(&items).zip(&outcomes) {
             log_outcome(folder, *uid, item, *outcome);
             match outcome {
                 IngestOutcome::Quarantined(_) => quarantined.push(*uid),
@@ -247,7 +252,53 @@ async fn sync_folder(
         if cancel.is_cancelled() {
             return Ok(());
         }
+        batch = prepare_batch(application, next?, &position);
     }
+}
+
+/// A fetched batch after the pure stages, with the UIDs in the same order.
+struct PreparedBatch {
+    uids: Vec<u32>,
+    items: Vec<IngestItem>,
+}
+
+/// Runs the pure stages on a fetched batch, on two threads when it is large
+/// enough to be worth it (parsing and classifying are CPU-bound).
+fn prepare_batch(
+    application: &Application,
+    fetched: Vec<FetchedMessage>,
+    position: &(impl Fn(u32) -> SourcePosition + Sync),
+) -> PreparedBatch {
+    const PARALLEL_FROM: usize = 64;
+    let received_at = now();
+    let uids: Vec<u32> = fetched.iter().map(|message| message.uid).collect();
+    let prepare_all = |messages: Vec<FetchedMessage>| -> Vec<IngestItem> {
+        messages
+            .into_iter()
+            .map(|message| {
+                let source = position(message.uid);
+                prepare(application, message, source, received_at)
+            })
+            .collect()
+    };
+    let items = if fetched.len() < PARALLEL_FROM {
+        prepare_all(fetched)
+    } else {
+        let mut first_half = fetched;
+        let second_half = first_half.split_off(first_half.len() / 2);
+        tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let second = scope.spawn(|| prepare_all(second_half));
+                let mut items = prepare_all(first_half);
+                match second.join() {
+                    Ok(rest) => items.extend(rest),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+                items
+            })
+        })
+    };
+    PreparedBatch { uids, items }
 }
 
 /// Runs the pure stages on a fetched message; an oversized one (header only)
