@@ -6,5 +6,6 @@ mod classify;
 mod corpus;
 mod imap;
 mod ingest;
+mod outbound;
 mod serve;
 mod serve_imap;

@@ -1,6 +1,6 @@
 //! Mail back to people, wired into the binary: the `[outbound]` settings, the
 //! outbox worker `serve` runs, and the staff commands (`supportd outbox list`,
-//! `supportd outbox retry ID`, `supportd ticket reply REF --body-file F`).
+//! `supportd outbox send`, `supportd outbox retry ID`, `supportd ticket reply REF --body-file F`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use supportd_core::TicketRef;
 use supportd_outbound::{
-    Contact, Identity, Renderer, Secret, Security, SmtpSettings, Worker, WorkerSettings,
+    Contact, ExecutionOutcome, Identity, Renderer, Secret, Security, SmtpSettings, Worker,
+    WorkerSettings,
 };
 use supportd_store::{OutboxPolicy, OutboxStatus, Store};
 use tokio_util::sync::CancellationToken;
@@ -177,6 +178,36 @@ pub fn build_worker(store: Store, settings: &OutboundSettings) -> anyhow::Result
 /// Runs the outbox worker until `cancel`.
 pub async fn run_worker(worker: Worker, cancel: CancellationToken) {
     worker.run(cancel).await;
+}
+
+/// `supportd outbox send`: rounds of the worker until nothing is due (rows
+/// retried with a backoff are due later, so this ends), then a summary line
+/// with the rate.
+pub async fn send(store: Store, settings: &OutboundSettings) -> anyhow::Result<()> {
+    let worker = build_worker(store, settings)?;
+    let started = std::time::Instant::now();
+    let (mut sent, mut retried, mut dead) = (0u64, 0u64, 0u64);
+    while let ExecutionOutcome::TaskCompleted {
+        sent: round_sent,
+        retried: round_retried,
+        dead: round_dead,
+    } = worker.try_execute_task().await?
+    {
+        sent += u64::from(round_sent);
+        retried += u64::from(round_retried);
+        dead += u64::from(round_dead);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let handled = sent + retried + dead;
+    println!(
+        "{sent} sent, {retried} to retry, {dead} dead in {elapsed:.3} s ({:.1} rows/s)",
+        if elapsed > 0.0 {
+            handled as f64 / elapsed
+        } else {
+            0.0
+        }
+    );
+    Ok(())
 }
 
 /// `supportd outbox list`.
