@@ -13,7 +13,6 @@ use crate::pipeline::Pipeline;
 use crate::settings::{LogFormat, Settings};
 use crate::{
     Application, classify, eval, ingest, now, open_store, outbox_cli, report, serve, sources,
-    staff_cli,
 };
 
 /// supportd: support mail in, classified tickets in routed queues out.
@@ -118,16 +117,6 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
-    /// Staff accounts of the web pages.
-    Staff {
-        #[command(subcommand)]
-        command: StaffCommand,
-    },
-    /// Bearer tokens of the JSON API and /metrics.
-    Token {
-        #[command(subcommand)]
-        command: TokenCommand,
-    },
     /// Create or update the database schema.
     Migrate,
     /// The configuration.
@@ -209,28 +198,6 @@ pub enum AccountsCommand {
     },
     /// Print the account directory.
     List,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum StaffCommand {
-    /// Add a staff account; the password is read from stdin.
-    Add {
-        name: String,
-        /// staff (may act on tickets) or read-only.
-        #[arg(long, default_value = "staff")]
-        role: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Create an API token and print it once.
-    Create {
-        name: String,
-        /// staff or read-only.
-        #[arg(long, default_value = "read-only")]
-        role: String,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -442,12 +409,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Staff {
-            command: StaffCommand::Add { name, role },
-        } => staff_cli::add_staff(&open_store(&settings).await?, &name, &role).await,
-        Command::Token {
-            command: TokenCommand::Create { name, role },
-        } => staff_cli::create_token(&open_store(&settings).await?, &name, &role).await,
         Command::Migrate => {
             open_store(&settings).await?;
             println!("database {} is up to date", settings.database_url);
