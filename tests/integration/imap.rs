@@ -510,7 +510,16 @@ async fn xoauth2_logs_in_through_the_oauth2_passdb() {
     session.select("INBOX").await.expect("select");
     session.logout().await.expect("logout");
     assert!(dovecot.introspection_requests() >= 1);
-    assert!(dovecot.log().contains("method=XOAUTH2"));
+    // Dovecot writes its log line asynchronously: wait for it, with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dovecot.log().contains("method=XOAUTH2") {
+        assert!(
+            Instant::now() < deadline,
+            "no XOAUTH2 login in the Dovecot log:\n{}",
+            dovecot.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // A revoked token is refused, not retried forever or hung on.
     dovecot.revoke_oauth2_token(&token);
