@@ -132,6 +132,8 @@ impl TestEnv {
             .args(args)
             .current_dir(self.path())
             .env("SUPPORTD_INTAKE__DROP_FOLDER", self.path().join("inbox"))
+            // Any free port: tests run `serve` in parallel; the bound address is logged.
+            .env("SUPPORTD_WEB__ADDRESS", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
             .env_remove("SUPPORTD_DATABASE__URL")
             .stdin(Stdio::null());

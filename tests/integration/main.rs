@@ -9,3 +9,4 @@ mod ingest;
 mod outbound;
 mod serve;
 mod serve_imap;
+mod web;

@@ -52,6 +52,7 @@ mod model;
 mod outbox;
 mod plan;
 mod sqlite;
+mod staff;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -66,6 +67,7 @@ pub use model::{
 };
 pub use outbox::{OutboxClaim, OutboxKind, OutboxMail, OutboxPolicy, OutboxStatus, TICKET_HEADER};
 pub use sqlite::SqliteStore;
+pub use staff::{NewSession, ParseStaffRoleError, Principal, StaffAccount, StaffRole};
 
 /// The store: one variant per database backend.
 #[derive(Debug, Clone)]
@@ -364,6 +366,78 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         match self {
             Store::Sqlite(store) => store.queue_staff_reply(ticket_ref, body, actor, now).await,
+        }
+    }
+}
+
+/// Staff accounts, browser sessions and API tokens, for `supportd-web`. Only
+/// hashes are stored; the caller hashes (argon2 passwords, SHA-256 ids).
+impl Store {
+    /// Answers when the database can run a query: the readiness probe.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.ping().await,
+        }
+    }
+
+    /// Adds a staff account; false when the name is taken (nothing changed).
+    pub async fn add_staff(
+        &self,
+        name: &str,
+        role: StaffRole,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.add_staff(name, role, password_hash, now).await,
+        }
+    }
+
+    /// The staff account of a login, to check its password.
+    pub async fn staff_account(&self, name: &str) -> Result<Option<StaffAccount>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.staff_account(name).await,
+        }
+    }
+
+    /// Stores a session at login (and forgets expired ones).
+    pub async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.create_session(session).await,
+        }
+    }
+
+    /// Who holds the session whose id hashes to `id_hash`, unless it expired by `now`.
+    pub async fn session(&self, id_hash: &str, now: i64) -> Result<Option<Principal>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.session(id_hash, now).await,
+        }
+    }
+
+    /// Ends a session (logout); nothing happens when there is none.
+    pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.delete_session(id_hash).await,
+        }
+    }
+
+    /// Adds an API token by its hash; false when the name is taken.
+    pub async fn add_api_token(
+        &self,
+        name: &str,
+        role: StaffRole,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.add_api_token(name, role, token_hash, now).await,
+        }
+    }
+
+    /// Who holds the API token whose hash is `token_hash`.
+    pub async fn api_token(&self, token_hash: &str) -> Result<Option<Principal>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.api_token(token_hash).await,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::pipeline::Pipeline;
 use crate::settings::{LogFormat, Settings};
 use crate::{
     Application, classify, eval, ingest, now, open_store, outbox_cli, report, serve, sources,
+    staff_cli,
 };
 
 /// supportd: support mail in, classified tickets in routed queues out.
@@ -117,6 +118,16 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Staff accounts of the web pages.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+    /// Bearer tokens of the JSON API and /metrics.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Create or update the database schema.
     Migrate,
     /// The configuration.
@@ -198,6 +209,28 @@ pub enum AccountsCommand {
     },
     /// Print the account directory.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff account; the password is read from stdin.
+    Add {
+        name: String,
+        /// staff (may act on tickets) or read-only.
+        #[arg(long, default_value = "staff")]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it once.
+    Create {
+        name: String,
+        /// staff or read-only.
+        #[arg(long, default_value = "read-only")]
+        role: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -409,6 +442,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Staff {
+            command: StaffCommand::Add { name, role },
+        } => staff_cli::add_staff(&open_store(&settings).await?, &name, &role).await,
+        Command::Token {
+            command: TokenCommand::Create { name, role },
+        } => staff_cli::create_token(&open_store(&settings).await?, &name, &role).await,
         Command::Migrate => {
             open_store(&settings).await?;
             println!("database {} is up to date", settings.database_url);

@@ -23,6 +23,7 @@ pub mod report;
 pub mod serve;
 pub mod settings;
 pub mod sources;
+pub mod staff_cli;
 
 use anyhow::Context;
 use supportd_classifier::Directory;

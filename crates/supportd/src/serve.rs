@@ -1,7 +1,8 @@
 //! `supportd serve`: the daemon. It runs a fixed set of long-lived tasks on one
 //! [`TaskTracker`] with one [`CancellationToken`]: the Maildir drop folder (an MTA
-//! or a person drops mail into `new/`) and one task per IMAP mailbox
-//! ([`crate::mailbox`]).
+//! or a person drops mail into `new/`), one task per IMAP mailbox
+//! ([`crate::mailbox`]), the outbox worker and the web server (`supportd-web`,
+//! bound before any task starts so a taken port fails the start).
 //!
 //! Drop folder: every new file is ingested and, after the commit and only then,
 //! moved to `cur/`. A crash between the commit and the move re-reads the file on
@@ -35,6 +36,23 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let intake = settings.intake.clone();
     prepare_drop_folder(&intake.drop_folder)?;
+    let web = match &settings.web {
+        Some(web_settings) => {
+            let metrics = supportd_web::install_metrics()?;
+            let listener = supportd_web::bind(web_settings).await?;
+            let address = listener
+                .local_addr()
+                .context("cannot read the web server's address")?;
+            let state = supportd_web::AppState::new(
+                application.store.clone(),
+                web_settings.clone(),
+                metrics,
+            )?;
+            tracing::info!(address = %address, "Web server listening.");
+            Some((listener, state))
+        }
+        None => None,
+    };
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     {
@@ -76,6 +94,18 @@ pub async fn serve(
                 "The outbox worker cannot start; outgoing mail waits in the outbox."
             ),
         }
+    }
+    if let Some((listener, state)) = web {
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            let shutdown = cancel.clone().cancelled_owned();
+            if let Err(error) = supportd_web::run(listener, state, shutdown).await {
+                tracing::error!(task = "web", error = %error, "The web server failed.");
+            }
+            if !cancel.is_cancelled() {
+                tracing::error!(task = "web", "Task ended early.");
+            }
+        });
     }
     tracker.close();
     tracing::info!(mailboxes = settings.mailboxes.len(), "supportd is running.");

@@ -28,6 +28,7 @@ pub struct RawSettings {
     #[serde(default)]
     pub mailbox: Vec<supportd_intake::ImapAccount>,
     pub outbound: crate::outbox_cli::RawOutbound,
+    pub web: RawWeb,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +53,16 @@ pub struct RawIntake {
     pub batch_size: usize,
     pub drop_folder: PathBuf,
     pub poll_interval_ms: u64,
+}
+
+/// `[web]`: the HTTP server of `serve`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    pub enabled: bool,
+    pub address: String,
+    pub secure_cookies: bool,
+    pub session_hours: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +92,8 @@ pub struct Settings {
     pub log: RawLog,
     pub mailboxes: Vec<supportd_intake::ImapAccount>,
     pub outbound: crate::outbox_cli::OutboundSettings,
+    /// The web server; `None` when `web.enabled` is false.
+    pub web: Option<supportd_web::WebSettings>,
 }
 
 /// What intake needs: limits for the parser, batching, and the drop folder of `serve`.
@@ -167,7 +180,9 @@ impl Settings {
             );
         }
         let outbound = raw.outbound.validate(config_path, &beside_config)?;
+        let web = validate_web(config_path, &raw.web)?;
         Ok(Settings {
+            web,
             outbound,
             config_path: config_path.to_path_buf(),
             database_url,
@@ -188,6 +203,34 @@ impl Settings {
             mailboxes: raw.mailbox,
         })
     }
+}
+
+fn validate_web(
+    config_path: &Path,
+    web: &RawWeb,
+) -> anyhow::Result<Option<supportd_web::WebSettings>> {
+    if !web.enabled {
+        return Ok(None);
+    }
+    let address = web.address.parse().with_context(|| {
+        format!(
+            "{}: web.address must be IP:PORT (e.g. 127.0.0.1:8080), not `{}`",
+            config_path.display(),
+            web.address
+        )
+    })?;
+    if web.session_hours == 0 || web.session_hours > 24 * 30 {
+        bail!(
+            "{}: web.session_hours must be between 1 and 720, not {}",
+            config_path.display(),
+            web.session_hours
+        );
+    }
+    Ok(Some(supportd_web::WebSettings {
+        address,
+        secure_cookies: web.secure_cookies,
+        session_ttl: Duration::from_secs(web.session_hours * 3600),
+    }))
 }
 
 /// Every error of a figment extraction, one per line, each with its key and source.

@@ -5,6 +5,7 @@
 mod ingest;
 mod outbox;
 mod rows;
+mod staff;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,0 +1,48 @@
+//! The JSON API under `/api`, for programs holding a bearer token: the same
+//! reads as the pages. Errors are [`ApiError`] bodies (`{"error": "..."}`).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde_json::json;
+use supportd_core::TicketRef;
+use supportd_store::{QueueSummary, TicketDetail};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::pages::{QueueParams, next_after};
+
+/// `GET /api/queues`: every queue's counts.
+pub(crate) async fn queues(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<QueueSummary>>, ApiError> {
+    Ok(Json(state.store.queue_summaries().await?))
+}
+
+/// `GET /api/queues/{name}/tickets?status=&order=newest|oldest&after=&limit=`:
+/// one page, and `next_after` to ask for the next one (absent on the last).
+pub(crate) async fn queue_tickets(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<QueueParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let query = params.query(&name)?;
+    let tickets = state.store.queue_tickets(&query).await?;
+    let next_after = next_after(&query, &tickets);
+    Ok(Json(
+        json!({ "tickets": tickets, "next_after": next_after }),
+    ))
+}
+
+/// `GET /api/tickets/{reference}`: the ticket with messages, routing and audit trail.
+pub(crate) async fn ticket(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<Json<TicketDetail>, ApiError> {
+    let ticket_ref: TicketRef = reference.parse().map_err(|_| ApiError::NotFound)?;
+    state
+        .store
+        .ticket(ticket_ref)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
+}

@@ -1,0 +1,92 @@
+//! [`ApiError`]: the one error type of every handler. Its response says what
+//! the client can do about it and never shows internals; the cause is logged
+//! once, by the request middleware (`metrics::track_requests`), which finds it
+//! in the response's extensions.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use supportd_store::StoreError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No valid session or token.
+    #[error("authentication required")]
+    Unauthorized,
+    /// Authenticated, but the role or the CSRF token does not allow it.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// No such queue, ticket or page.
+    #[error("not found")]
+    NotFound,
+    /// A parameter the client sent is wrong; the text names it.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Too many failed logins from this address or for this user.
+    #[error("too many failed logins; try again later")]
+    TooManyAttempts,
+    /// The database cannot be reached right now; retry later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] StoreError),
+    /// A bug or a broken invariant; details only in the log.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// The cause chain of a failed request, for the middleware to log once.
+#[derive(Debug, Clone)]
+pub(crate) struct LoggedCause(pub Arc<String>);
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        if error.is_retryable() {
+            ApiError::Unavailable(error)
+        } else {
+            ApiError::Internal(anyhow::Error::new(error))
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        // Display of the variant only: the sources stay out of the body.
+        let body = Json(serde_json::json!({ "error": self.to_string() }));
+        let cause = match &self {
+            ApiError::Unavailable(_) | ApiError::Internal(_) => {
+                Some(format!("{:#}", anyhow::Error::new(self)))
+            }
+            _ => None,
+        };
+        let mut response = (status, body).into_response();
+        if let Some(cause) = cause {
+            response
+                .extensions_mut()
+                .insert(LoggedCause(Arc::new(cause)));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"supportd\""),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,241 @@
+//! The HTTP face of supportd, served by axum inside `supportd serve`: staff
+//! pages (server-rendered HTML that works without JavaScript), a JSON API for
+//! programs, and the operator endpoints (`/healthz`, `/readyz`, `/metrics`).
+//!
+//! # Overview
+//!
+//! - [`WebSettings`] is the validated `[web]` section: where to listen, whether
+//!   cookies are `Secure` (behind TLS), how long a session lives.
+//! - [`router`] builds the axum `Router` from one route table ([`route_table`]):
+//!   every route is declared with its [`Access`], and the table puts it behind
+//!   the matching middleware (`require_session` for pages, `require_token` for
+//!   the API and metrics), so a new route cannot forget its authentication. A
+//!   test walks the table and checks every protected route refuses a stranger.
+//! - [`run`] serves a bound listener until its shutdown future resolves
+//!   (graceful: requests in flight finish).
+//! - `auth`: argon2 password hashes, random session ids and API tokens stored
+//!   as SHA-256 hashes, the CSRF token of a session, the failed-login limiter.
+//! - `pages` renders the embedded minijinja templates (`templates/`); `api`
+//!   answers JSON; `ops` holds health, readiness and metrics; [`ApiError`] is
+//!   the one error type every handler returns.
+//!
+//! # Invariants
+//!
+//! - Nothing but `/healthz`, `/readyz`, `/login` and `/static/*` answers
+//!   without a session or a token.
+//! - No POST from a session is handled without its CSRF token.
+//! - No message HTML reaches a page without going through ammonia; plain text
+//!   is always escaped (templates auto-escape).
+//! - No secret is stored: the database holds hashes of passwords, session ids
+//!   and tokens only.
+
+mod api;
+mod auth;
+mod error;
+mod metrics;
+mod pages;
+mod templates;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::Method;
+use axum::middleware;
+use axum::routing::{MethodRouter, get, post};
+use supportd_store::Store;
+
+pub use auth::{hash_password, new_api_token};
+pub use error::ApiError;
+pub use metrics::{Metrics, install_metrics};
+
+/// The validated `[web]` section.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// Where to listen; port 0 picks a free port (tests), logged once bound.
+    pub address: SocketAddr,
+    /// Mark cookies `Secure`: set when a TLS proxy fronts supportd.
+    pub secure_cookies: bool,
+    /// How long a login lasts.
+    pub session_ttl: Duration,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health, readiness, the login page, static assets.
+    Public,
+    /// A staff session cookie; strangers are redirected to `/login`.
+    Session,
+    /// A bearer token (`supportd token create`); strangers get 401.
+    Token,
+}
+
+/// One entry of the route table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: &'static str,
+    /// axum path syntax: `/queues/{name}`.
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    store: Store,
+    settings: Arc<WebSettings>,
+    metrics: Metrics,
+    limiter: Arc<auth::LoginLimiter>,
+    templates: Arc<minijinja::Environment<'static>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, settings: WebSettings, metrics: Metrics) -> anyhow::Result<AppState> {
+        Ok(AppState {
+            store,
+            settings: Arc::new(settings),
+            metrics,
+            limiter: Arc::new(auth::LoginLimiter::new()),
+            templates: Arc::new(templates::environment()?),
+        })
+    }
+}
+
+struct Route {
+    info: RouteInfo,
+    handler: MethodRouter<AppState>,
+}
+
+fn route(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<AppState>,
+) -> Route {
+    Route {
+        info: RouteInfo {
+            method,
+            path,
+            access,
+        },
+        handler,
+    }
+}
+
+/// The one route table: the router is built from it, and tests walk it.
+fn routes() -> Vec<Route> {
+    use Access::{Public, Session, Token};
+    vec![
+        route("GET", "/healthz", Public, get(metrics::healthz)),
+        route("GET", "/readyz", Public, get(metrics::readyz)),
+        route("GET", "/static/style.css", Public, get(pages::stylesheet)),
+        route("GET", "/login", Public, get(pages::login_page)),
+        route("POST", "/login", Public, post(pages::login)),
+        route("POST", "/logout", Session, post(pages::logout)),
+        route("GET", "/", Session, get(pages::queues)),
+        route("GET", "/queues/{name}", Session, get(pages::queue)),
+        route("GET", "/tickets/{reference}", Session, get(pages::ticket)),
+        route(
+            "POST",
+            "/tickets/{reference}/status",
+            Session,
+            post(pages::set_status),
+        ),
+        route("GET", "/metrics", Token, get(metrics::metrics)),
+        route("GET", "/api/queues", Token, get(api::queues)),
+        route(
+            "GET",
+            "/api/queues/{name}/tickets",
+            Token,
+            get(api::queue_tickets),
+        ),
+        route("GET", "/api/tickets/{reference}", Token, get(api::ticket)),
+    ]
+}
+
+/// Every route with its method and access, in declaration order.
+pub fn route_table() -> Vec<RouteInfo> {
+    routes().into_iter().map(|route| route.info).collect()
+}
+
+/// The application: the route table behind its access middleware, with the
+/// request counter and error logging around everything.
+pub fn router(state: AppState) -> Router {
+    let mut public = Router::new();
+    let mut session = Router::new();
+    let mut token = Router::new();
+    for Route { info, handler } in routes() {
+        match info.access {
+            Access::Public => public = public.route(info.path, handler),
+            Access::Session => session = session.route(info.path, handler),
+            Access::Token => token = token.route(info.path, handler),
+        }
+    }
+    let session = session.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_session,
+    ));
+    let token = token.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ));
+    Router::new()
+        .merge(public)
+        .merge(session)
+        .merge(token)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track_requests,
+        ))
+        .with_state(state)
+}
+
+/// Binds the configured address. Separate from [`run`] so `serve` fails at
+/// startup on a taken port, and logs the address actually bound.
+pub async fn bind(settings: &WebSettings) -> anyhow::Result<tokio::net::TcpListener> {
+    use anyhow::Context;
+    tokio::net::TcpListener::bind(settings.address)
+        .await
+        .with_context(|| format!("cannot listen on {} (web.address)", settings.address))
+}
+
+/// Serves `listener` until `shutdown` resolves; requests in flight finish.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `Method` of a table entry, for tests that walk the table.
+pub fn method_of(info: &RouteInfo) -> Method {
+    Method::from_bytes(info.method.as_bytes()).unwrap_or(Method::GET)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_health_login_and_assets_are_public() {
+        for info in route_table() {
+            if info.access == Access::Public {
+                assert!(
+                    ["/healthz", "/readyz", "/login", "/static/style.css"].contains(&info.path),
+                    "{} {} must not be public",
+                    info.method,
+                    info.path
+                );
+            }
+            if info.path.starts_with("/api/") {
+                assert_eq!(info.access, Access::Token, "{}", info.path);
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Operator endpoints and instrumentation: `/healthz`, `/readyz`, `/metrics`,
+//! and the middleware that counts every request and logs failed ones once.
+//!
+//! Metric names (Prometheus text, `supportd_<name>_<unit>_total` for counters):
+//!
+//! | name | type | labels | registered by |
+//! | --- | --- | --- | --- |
+//! | `supportd_http_requests_total` | counter | `route` (matched path), `status` | this crate |
+//! | `supportd_queue_open_tickets` | gauge | `queue` | this crate, at each scrape |
+//! | `supportd_queue_overdue_tickets` | gauge | `queue` | this crate, at each scrape |
+//! | `supportd_login_failures_total` | counter | | this crate |
+//!
+//! Other tasks register theirs on the same global recorder with the `metrics`
+//! macros (reserved names: `supportd_messages_fetched_total`,
+//! `supportd_messages_ingested_total`, `supportd_messages_threaded_total`,
+//! `supportd_messages_duplicated_total`, `supportd_messages_quarantined_total`,
+//! `supportd_classification_confidence` (histogram),
+//! `supportd_arrival_to_routed_seconds` (histogram),
+//! `supportd_outbox_sent_total`, `supportd_outbox_retried_total`,
+//! `supportd_outbox_dead_total`, `supportd_imap_reconnects_total`).
+
+use axum::Json;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::AppState;
+use crate::error::{ApiError, LoggedCause};
+
+/// The process's metrics recorder, rendered by `/metrics`.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+}
+
+/// Installs the Prometheus recorder as the process-wide `metrics` recorder.
+/// Call once per process (`serve` does, before spawning tasks).
+pub fn install_metrics() -> anyhow::Result<Metrics> {
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|error| anyhow::anyhow!("cannot install the metrics recorder: {error}"))?;
+    metrics::describe_counter!(
+        "supportd_http_requests_total",
+        "HTTP requests answered, by matched route and status."
+    );
+    metrics::describe_gauge!(
+        "supportd_queue_open_tickets",
+        "Open tickets per queue, read from the store at each scrape."
+    );
+    metrics::describe_gauge!(
+        "supportd_queue_overdue_tickets",
+        "Open tickets past their first-response due time, per queue."
+    );
+    metrics::describe_counter!(
+        "supportd_login_failures_total",
+        "Failed staff logins (wrong password, unknown user, rate limited)."
+    );
+    Ok(Metrics { handle })
+}
+
+/// Counts every request by matched route and status, and logs once the cause
+/// of a failed one (see [`crate::ApiError`]).
+pub(crate) async fn track_requests(
+    State(_state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    metrics::counter!(
+        "supportd_http_requests_total",
+        "route" => route.clone(),
+        "status" => status.as_u16().to_string()
+    )
+    .increment(1);
+    if let Some(LoggedCause(cause)) = response.extensions().get::<LoggedCause>() {
+        tracing::warn!(
+            matched_path = %route,
+            method = %method,
+            status = status.as_u16(),
+            error = %cause,
+            "Request failed."
+        );
+    }
+    response
+}
+
+/// The process is up.
+pub(crate) async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The database answers a query. 503 with what is wrong otherwise.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ready", "checks": { "database": "ok" } }))
+            .into_response(),
+        Err(error) => {
+            let cause = format!("{:#}", anyhow::Error::new(error));
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({
+                    "status": "not_ready",
+                    "checks": { "database": "unreachable" },
+                })),
+            )
+                .into_response();
+            response
+                .extensions_mut()
+                .insert(LoggedCause(std::sync::Arc::new(cause)));
+            response
+        }
+    }
+}
+
+/// Prometheus text: the queue gauges refreshed from the store, then everything.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    for summary in state.store.queue_summaries().await? {
+        let queue = summary.queue.as_str().to_owned();
+        metrics::gauge!("supportd_queue_open_tickets", "queue" => queue.clone())
+            .set(summary.open as f64);
+        metrics::gauge!("supportd_queue_overdue_tickets", "queue" => queue)
+            .set(summary.overdue as f64);
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.handle.render(),
+    )
+        .into_response())
+}

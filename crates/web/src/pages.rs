@@ -1,0 +1,526 @@
+//! The staff pages: login and logout, the queues overview, a queue, a ticket,
+//! and the ticket's status change. Handlers gather view data (times and ages
+//! formatted here) and render an embedded template.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use supportd_core::{Priority, QueueName, TicketRef, TicketStatus};
+use supportd_store::{NewSession, QueueQuery, StoredMessage, TicketOrder, TicketSummary};
+
+use crate::AppState;
+use crate::auth::{self, CurrentStaff};
+use crate::error::ApiError;
+use crate::templates::STYLESHEET;
+
+/// The current time, Unix seconds.
+pub(crate) fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// `2026-11-27 09:14 UTC`.
+fn format_time(unix_seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(unix_seconds, 0)
+        .map(|time| time.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| unix_seconds.to_string())
+}
+
+/// `3d 4h`, `2h 5m`, `7m`.
+fn format_age(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    let (days, hours, minutes) = (
+        seconds / 86_400,
+        seconds % 86_400 / 3600,
+        seconds % 3600 / 60,
+    );
+    if days > 0 {
+        format!("{days}d {hours}h")
+    } else if hours > 0 {
+        format!("{hours}h {minutes}m")
+    } else {
+        format!("{minutes}m")
+    }
+}
+
+fn render(state: &AppState, name: &str, context: serde_json::Value) -> Result<Response, ApiError> {
+    let template = state
+        .templates
+        .get_template(name)
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("template {name}: {error:#}")))?;
+    let html = template
+        .render(context)
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("rendering {name}: {error:#}")))?;
+    Ok(Html(html).into_response())
+}
+
+/// Context every logged-in page shares: who, and the CSRF token of its forms.
+fn page_context(staff: &CurrentStaff) -> serde_json::Value {
+    json!({ "staff": staff.principal, "csrf_token": staff.csrf_token })
+}
+
+fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(base), serde_json::Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    base
+}
+
+pub(crate) async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+}
+
+/// The login form, with a fresh double-submit CSRF cookie.
+pub(crate) async fn login_page(State(state): State<AppState>) -> Result<Response, ApiError> {
+    login_form(&state, StatusCode::OK, None)
+}
+
+fn login_form(
+    state: &AppState,
+    status: StatusCode,
+    message: Option<&str>,
+) -> Result<Response, ApiError> {
+    let login_csrf = auth::random_hex(16).map_err(ApiError::Internal)?;
+    let mut response = render(
+        state,
+        "login.html",
+        json!({ "login_csrf": login_csrf, "message": message }),
+    )?;
+    *response.status_mut() = status;
+    set_cookie_header(
+        &mut response,
+        &auth::set_cookie(
+            auth::LOGIN_CSRF_COOKIE,
+            &login_csrf,
+            std::time::Duration::from_secs(3600),
+            state.settings.secure_cookies,
+        ),
+    )?;
+    Ok(response)
+}
+
+fn set_cookie_header(response: &mut Response, value: &str) -> Result<(), ApiError> {
+    let value = value
+        .parse()
+        .map_err(|_| ApiError::Internal(anyhow::anyhow!("a cookie value is not a header value")))?;
+    response.headers_mut().append(header::SET_COOKIE, value);
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    name: String,
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// Checks the password; on success a new session and its cookie, then the queues.
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ApiError> {
+    let expected = auth::cookie(&headers, auth::LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !auth::same_secret(&form.csrf_token, expected) {
+        return Err(ApiError::Forbidden("missing or wrong CSRF token"));
+    }
+    let address = client.ip();
+    let name = form.name.trim();
+    if state.limiter.blocked(address, name) {
+        metrics::counter!("supportd_login_failures_total").increment(1);
+        tracing::warn!(user = %name, address = %address, reason = "rate_limited", "Login refused.");
+        return login_form(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("Too many failed logins. Try again later."),
+        );
+    }
+    let account = state.store.staff_account(name).await?;
+    let verified = match &account {
+        Some(account) => auth::verify_password(&account.password_hash, &form.password),
+        None => {
+            auth::verify_nothing(&form.password);
+            false
+        }
+    };
+    let Some(account) = account.filter(|_| verified) else {
+        state.limiter.record_failure(address, name);
+        metrics::counter!("supportd_login_failures_total").increment(1);
+        tracing::warn!(user = %name, address = %address, reason = "bad_credentials", "Login failed.");
+        return login_form(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong name or password."),
+        );
+    };
+    state.limiter.record_success(name);
+    let session_id = auth::random_hex(32).map_err(ApiError::Internal)?;
+    let created_at = now();
+    let ttl = state.settings.session_ttl;
+    state
+        .store
+        .create_session(&NewSession {
+            id_hash: auth::sha256_hex(&session_id),
+            staff_id: account.id,
+            created_at,
+            expires_at: created_at.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+        })
+        .await?;
+    tracing::info!(user = %account.name, address = %address, "Staff logged in.");
+    let mut response = Redirect::to("/").into_response();
+    let secure = state.settings.secure_cookies;
+    set_cookie_header(
+        &mut response,
+        &auth::set_cookie(auth::SESSION_COOKIE, &session_id, ttl, secure),
+    )?;
+    set_cookie_header(
+        &mut response,
+        &auth::set_cookie(
+            auth::LOGIN_CSRF_COOKIE,
+            "",
+            std::time::Duration::ZERO,
+            secure,
+        ),
+    )?;
+    Ok(response)
+}
+
+/// Ends the session (the CSRF check ran in the middleware).
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    Extension(staff): Extension<CurrentStaff>,
+) -> Result<Response, ApiError> {
+    state.store.delete_session(&staff.session_hash).await?;
+    let mut response = Redirect::to("/login").into_response();
+    set_cookie_header(
+        &mut response,
+        &auth::set_cookie(
+            auth::SESSION_COOKIE,
+            "",
+            std::time::Duration::ZERO,
+            state.settings.secure_cookies,
+        ),
+    )?;
+    Ok(response)
+}
+
+#[derive(Serialize)]
+struct QueueRow {
+    name: String,
+    open: u64,
+    pending_customer: u64,
+    oldest_open_age: Option<String>,
+    overdue: u64,
+    /// Most urgent first, matching `priorities`.
+    by_priority: Vec<u64>,
+}
+
+/// Every queue: open count, oldest open age, past SLA, by priority.
+pub(crate) async fn queues(
+    State(state): State<AppState>,
+    Extension(staff): Extension<CurrentStaff>,
+) -> Result<Response, ApiError> {
+    let now = now();
+    let summaries = state.store.queue_summaries_at(now).await?;
+    let priorities: Vec<Priority> = Priority::ALL.iter().rev().copied().collect();
+    let rows: Vec<QueueRow> = summaries
+        .into_iter()
+        .map(|summary| QueueRow {
+            name: summary.queue.as_str().to_owned(),
+            open: summary.open,
+            pending_customer: summary.pending_customer,
+            oldest_open_age: summary
+                .oldest_open_created_at
+                .map(|created_at| format_age(now - created_at)),
+            overdue: summary.overdue,
+            by_priority: priorities
+                .iter()
+                .map(|priority| {
+                    summary
+                        .open_by_priority
+                        .iter()
+                        .find(|(candidate, _)| candidate == priority)
+                        .map_or(0, |(_, count)| *count)
+                })
+                .collect(),
+        })
+        .collect();
+    render(
+        &state,
+        "queues.html",
+        merge(
+            page_context(&staff),
+            json!({ "queues": rows, "priorities": priorities }),
+        ),
+    )
+}
+
+/// Query parameters of a queue listing (page and API).
+#[derive(Debug, Deserialize)]
+pub(crate) struct QueueParams {
+    status: Option<String>,
+    /// `newest` (default) or `oldest`.
+    order: Option<String>,
+    /// Keyset paging: the last reference of the previous page.
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+impl QueueParams {
+    pub(crate) fn query(&self, name: &str) -> Result<QueueQuery, ApiError> {
+        let queue = QueueName::parse(name).map_err(|_| ApiError::NotFound)?;
+        let status = match self.status.as_deref() {
+            None | Some("") => TicketStatus::Open,
+            Some(status) => status
+                .parse()
+                .map_err(|_| ApiError::BadRequest(format!("unknown status `{status}`")))?,
+        };
+        let order = match self.order.as_deref() {
+            None | Some("") | Some("newest") => TicketOrder::NewestFirst,
+            Some("oldest") => TicketOrder::OldestFirst,
+            Some(order) => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown order `{order}` (newest or oldest)"
+                )));
+            }
+        };
+        let after = match self.after.as_deref() {
+            None | Some("") => None,
+            Some(after) => Some(after.parse::<TicketRef>().map_err(|_| {
+                ApiError::BadRequest(format!("`after` must be a ticket reference, not `{after}`"))
+            })?),
+        };
+        Ok(QueueQuery {
+            queue,
+            status,
+            order,
+            after,
+            limit: self
+                .limit
+                .unwrap_or(QueueQuery::DEFAULT_LIMIT)
+                .clamp(1, QueueQuery::MAX_LIMIT),
+        })
+    }
+}
+
+/// The reference to continue after, when the page was full.
+pub(crate) fn next_after(query: &QueueQuery, tickets: &[TicketSummary]) -> Option<String> {
+    (tickets.len() as u64 >= u64::from(query.limit))
+        .then(|| tickets.last().map(|ticket| ticket.ticket_ref.to_string()))
+        .flatten()
+}
+
+fn customer(ticket: &TicketSummary) -> String {
+    ticket
+        .requester
+        .as_ref()
+        .map(|address| match &address.name {
+            Some(name) => format!("{name} <{}>", address.email),
+            None => address.email.clone(),
+        })
+        .unwrap_or_else(|| "–".to_owned())
+}
+
+/// One queue's tickets, keyset-paged.
+pub(crate) async fn queue(
+    State(state): State<AppState>,
+    Extension(staff): Extension<CurrentStaff>,
+    Path(name): Path<String>,
+    Query(params): Query<QueueParams>,
+) -> Result<Response, ApiError> {
+    let query = params.query(&name)?;
+    let tickets = state.store.queue_tickets(&query).await?;
+    let now = now();
+    let rows: Vec<serde_json::Value> = tickets
+        .iter()
+        .map(|ticket| {
+            json!({
+                "reference": ticket.ticket_ref.to_string(),
+                "subject": ticket.subject,
+                "customer": customer(ticket),
+                "tier": ticket.labels.map_or("–".to_owned(), |labels| labels.tier.to_string()),
+                "category": ticket.labels.map_or("–".to_owned(), |labels| labels.category.to_string()),
+                "priority": ticket.priority.slug(),
+                "age": format_age(now - ticket.created_at),
+                "status": ticket.status.slug(),
+                "overdue": ticket.status == TicketStatus::Open && ticket.first_response_due < now,
+            })
+        })
+        .collect();
+    render(
+        &state,
+        "queue.html",
+        merge(
+            page_context(&staff),
+            json!({
+                "queue": query.queue.as_str(),
+                "tickets": rows,
+                "statuses": TicketStatus::ALL.iter().map(|status| status.slug()).collect::<Vec<_>>(),
+                "current_status": query.status.slug(),
+                "order": match query.order { TicketOrder::NewestFirst => "newest", TicketOrder::OldestFirst => "oldest" },
+                "after": query.after.map(|after| after.to_string()),
+                "next_after": next_after(&query, &tickets),
+            }),
+        ),
+    )
+}
+
+/// Message HTML made safe to show: no scripts, no event handlers, no
+/// `javascript:` or other active URLs, links opened without a referrer.
+pub(crate) fn sanitise_html(html: &str) -> String {
+    ammonia::Builder::default()
+        .link_rel(Some("noopener noreferrer nofollow"))
+        .clean(html)
+        .to_string()
+}
+
+fn message_view(message: &StoredMessage) -> serde_json::Value {
+    let from = message
+        .from
+        .as_ref()
+        .map(|address| match &address.name {
+            Some(name) => format!("{name} <{}>", address.email),
+            None => address.email.clone(),
+        })
+        .unwrap_or_else(|| "(unknown sender)".to_owned());
+    let classification = message.classification.as_ref().map(|classification| {
+        json!({
+            "tier": classification.tier.to_string(),
+            "category": classification.category.to_string(),
+            "confidence": format!("{:.2}", classification.confidence),
+            "in_scope": classification.in_scope,
+            "microsoft": classification.microsoft,
+            "reasons": classification.reasons,
+            "account": classification.account.as_ref().map(|account| account.customer.clone()),
+        })
+    });
+    json!({
+        "from": from,
+        "subject": message.subject,
+        "received": format_time(message.received_at),
+        "html": message.body_html.as_deref().map(sanitise_html),
+        "text": message.body_text,
+        "quarantine_reason": message.quarantine_reason,
+        "attachments": message.attachments.iter().map(|attachment| attachment.filename.clone()).collect::<Vec<_>>(),
+        "classification": classification,
+    })
+}
+
+/// A ticket: its thread, classification, routing, audit trail and actions.
+pub(crate) async fn ticket(
+    State(state): State<AppState>,
+    Extension(staff): Extension<CurrentStaff>,
+    Path(reference): Path<String>,
+) -> Result<Response, ApiError> {
+    let ticket_ref: TicketRef = reference.parse().map_err(|_| ApiError::NotFound)?;
+    let detail = state
+        .store
+        .ticket(ticket_ref)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let now = now();
+    let summary = &detail.ticket;
+    render(
+        &state,
+        "ticket.html",
+        merge(
+            page_context(&staff),
+            json!({
+                "ticket": {
+                    "reference": summary.ticket_ref.to_string(),
+                    "queue": summary.queue.as_str(),
+                    "subject": summary.subject,
+                    "status": summary.status.slug(),
+                    "priority": summary.priority.slug(),
+                    "customer": customer(summary),
+                    "created": format_time(summary.created_at),
+                    "age": format_age(now - summary.created_at),
+                    "due": format_time(summary.first_response_due),
+                    "overdue": summary.status == TicketStatus::Open && summary.first_response_due < now,
+                },
+                "may_act": staff.principal.role.may_act(),
+                "statuses": TicketStatus::ALL.iter().map(|status| status.slug()).collect::<Vec<_>>(),
+                "messages": detail.messages.iter().map(message_view).collect::<Vec<_>>(),
+                "routes": detail.routes.iter().map(|route| json!({
+                    "decided": format_time(route.decided_at),
+                    "queue": route.route.queue.as_str(),
+                    "rule": route.route.rule,
+                    "priority": route.route.priority.slug(),
+                    "reasons": route.route.reasons,
+                })).collect::<Vec<_>>(),
+                "audit": detail.audit_events.iter().map(|event| json!({
+                    "at": format_time(event.at),
+                    "kind": event.kind.slug(),
+                    "actor": event.actor,
+                    "detail": event.detail.to_string(),
+                })).collect::<Vec<_>>(),
+            }),
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StatusForm {
+    status: String,
+}
+
+/// Changes the status (an audit event by the store), then back to the ticket.
+pub(crate) async fn set_status(
+    State(state): State<AppState>,
+    Extension(staff): Extension<CurrentStaff>,
+    Path(reference): Path<String>,
+    Form(form): Form<StatusForm>,
+) -> Result<Response, ApiError> {
+    if !staff.principal.role.may_act() {
+        return Err(ApiError::Forbidden("this account may only read"));
+    }
+    let ticket_ref: TicketRef = reference.parse().map_err(|_| ApiError::NotFound)?;
+    let status: TicketStatus = form
+        .status
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("unknown status `{}`", form.status)))?;
+    state
+        .store
+        .set_status(ticket_ref, status, &staff.principal.name, now())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tracing::info!(ticket_ref = %ticket_ref, user = %staff.principal.name, status = %status, "Status changed.");
+    Ok(Redirect::to(&format!("/tickets/{ticket_ref}")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitising_removes_active_content() {
+        let clean = sanitise_html(
+            r#"<p onclick="x()">Hi <script>alert(1)</script><img src="x" onerror="alert(2)"><a href="javascript:alert(3)">link</a></p>"#,
+        );
+        assert!(!clean.contains("<script"), "{clean}");
+        assert!(!clean.contains("onerror"), "{clean}");
+        assert!(!clean.contains("onclick"), "{clean}");
+        assert!(!clean.contains("javascript:"), "{clean}");
+        assert!(clean.contains("Hi"));
+    }
+
+    #[test]
+    fn ages_read_plainly() {
+        assert_eq!(format_age(59), "0m");
+        assert_eq!(format_age(3 * 3600 + 5 * 60), "3h 5m");
+        assert_eq!(format_age(2 * 86_400 + 7200), "2d 2h");
+        assert_eq!(format_age(-5), "0m");
+    }
+}
