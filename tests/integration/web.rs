@@ -203,8 +203,17 @@ fn prepared_env() -> (TestEnv, String) {
         fixtures().join("web/hostile-html.eml").to_str().unwrap(),
     ]);
     env.ok(&["ingest", fixtures().join("mail").to_str().unwrap()]);
+    add_staff(&env, "ana", "staff");
+    add_staff(&env, "rita", "read-only");
+    let token = env.ok(&["token", "create", "monitoring"]).trim().to_owned();
+    assert!(token.starts_with("sdt_"), "{token}");
+    (env, token)
+}
+
+/// `supportd staff add NAME --role ROLE` with [`PASSWORD`] on stdin.
+fn add_staff(env: &TestEnv, name: &str, role: &str) {
     let mut staff = env
-        .command(&["staff", "add", "ana"])
+        .command(&["staff", "add", name, "--role", role])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -222,19 +231,21 @@ fn prepared_env() -> (TestEnv, String) {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let token = env.ok(&["token", "create", "monitoring"]).trim().to_owned();
-    assert!(token.starts_with("sdt_"), "{token}");
-    (env, token)
 }
 
 /// Logs in as `ana`; returns the `supportd_session=...` cookie pair.
 fn log_in(address: &str) -> String {
+    log_in_as(address, "ana")
+}
+
+/// Logs in as `name` (whose password is [`PASSWORD`]).
+fn log_in_as(address: &str, name: &str) -> String {
     let page = get(address, "/login", &[]);
     assert_eq!(page.status, 200);
     let login_cookie = page.cookie("supportd_login").expect("a login CSRF cookie");
     let body = form_encode(&[
         ("csrf_token", &page.csrf_field()),
-        ("name", "ana"),
+        ("name", name),
         ("password", PASSWORD),
     ]);
     let reply = request(
@@ -324,7 +335,44 @@ fn health_and_every_protected_route_refuses_strangers() {
         get(&address, "/", &[("Authorization", &bearer)]).status,
         303
     );
-    serve.stop();
+
+    // A read-only account sees the pages but cannot change a ticket.
+    let read_only = log_in_as(&address, "rita");
+    let cookie = [("Cookie", read_only.as_str())];
+    let ticket = get(&address, "/tickets/CS-1001", &cookie);
+    assert_eq!(ticket.status, 200);
+    assert!(
+        !ticket.body.contains("Change status"),
+        "no action form for read-only"
+    );
+    let body = form_encode(&[("csrf_token", &ticket.csrf_field()), ("status", "closed")]);
+    let refused = request(&address, "POST", "/tickets/CS-1001/status", &cookie, &body);
+    assert_eq!(refused.status, 403);
+
+    // Repeated failures for one user are refused without checking the password.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let page = get(&address, "/login", &[]);
+        let login_cookie = page.cookie("supportd_login").unwrap();
+        let body = form_encode(&[
+            ("csrf_token", &page.csrf_field()),
+            ("name", "guessed"),
+            ("password", "wrong"),
+        ]);
+        statuses.push(
+            request(
+                &address,
+                "POST",
+                "/login",
+                &[("Cookie", &login_cookie)],
+                &body,
+            )
+            .status,
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+    let log = serve.stop();
+    assert!(log.contains("Login refused."), "{log}");
 }
 
 #[test]
@@ -390,7 +438,20 @@ fn staff_pages_csrf_sanitising_api_and_metrics() {
         get(&address, "/queues/billing?after=junk", &cookie).status,
         400
     );
-    assert_eq!(get(&address, "/tickets/CS-999999", &cookie).status, 404);
+    let missing = get(&address, "/tickets/CS-999999", &cookie);
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/html"),
+        "pages answer errors in HTML"
+    );
+    assert!(
+        missing.body.contains("Back to the queues"),
+        "{}",
+        missing.body
+    );
 
     // The hostile HTML mail is CS-1001: its text shows, nothing active does.
     let ticket = get(&address, "/tickets/CS-1001", &cookie);

@@ -19,6 +19,9 @@
 //!   ([`Store::queue_summaries`]), pages of [`TicketSummary`] with keyset paging
 //!   ([`QueueQuery`], [`Store::queue_tickets`]), and a [`TicketDetail`] with its
 //!   [`StoredMessage`]s, [`StoredRoute`]s and [`AuditEvent`]s ([`Store::ticket`]).
+//! - For `supportd-web`: staff accounts ([`StaffAccount`], [`StaffRole`]),
+//!   browser sessions ([`NewSession`]) and API tokens, stored as hashes only,
+//!   each answering the [`Principal`] it belongs to.
 //! - [`StoreError`] sorts failures into what a caller can act on: retry later
 //!   (`Unavailable`), call an operator (`Corrupt`, `Migration`), fix the
 //!   configuration (`InvalidUrl`), or a bug (`Unexpected`).

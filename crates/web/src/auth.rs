@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use supportd_store::Principal;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, PageError};
 
 pub(crate) const SESSION_COOKIE: &str = "supportd_session";
 pub(crate) const LOGIN_CSRF_COOKIE: &str = "supportd_login";
@@ -135,7 +135,7 @@ pub(crate) async fn require_session(
     State(state): State<AppState>,
     request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     let Some(session_id) = cookie(request.headers(), SESSION_COOKIE).map(str::to_owned) else {
         return Ok(Redirect::to("/login").into_response());
     };

@@ -64,6 +64,45 @@ impl ApiError {
     }
 }
 
+/// An [`ApiError`] on a staff page: the same status and logging, as a small
+/// HTML page instead of JSON.
+#[derive(Debug)]
+pub struct PageError(pub ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(error: ApiError) -> PageError {
+        PageError(error)
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(error: StoreError) -> PageError {
+        PageError(ApiError::from(error))
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let message = self.0.to_string();
+        let mut response = self.0.into_response();
+        let status = response.status();
+        let html = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} · supportd</title>\
+             <link rel=\"stylesheet\" href=\"/static/style.css\"></head><body><main><h1>{code} {reason}</h1>\
+             <p>{message}</p><p><a href=\"/\">Back to the queues</a></p></main></body></html>",
+            code = status.as_u16(),
+            reason = status.canonical_reason().unwrap_or(""),
+            message = minijinja::HtmlEscape(&message),
+        );
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        *response.body_mut() = axum::body::Body::from(html);
+        response
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

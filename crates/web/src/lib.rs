@@ -41,7 +41,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::Method;
 use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
 use supportd_store::Store;
@@ -211,11 +210,6 @@ pub async fn run(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-/// `Method` of a table entry, for tests that walk the table.
-pub fn method_of(info: &RouteInfo) -> Method {
-    Method::from_bytes(info.method.as_bytes()).unwrap_or(Method::GET)
 }
 
 #[cfg(test)]

@@ -60,6 +60,16 @@ pub fn install_metrics() -> anyhow::Result<Metrics> {
     Ok(Metrics { handle })
 }
 
+impl Metrics {
+    /// A recorder of its own, not installed globally: for tests.
+    #[cfg(test)]
+    pub(crate) fn detached() -> Metrics {
+        Metrics {
+            handle: PrometheusBuilder::new().build_recorder().handle(),
+        }
+    }
+}
+
 /// Counts every request by matched route and status, and logs once the cause
 /// of a failed one (see [`crate::ApiError`]).
 pub(crate) async fn track_requests(
@@ -138,4 +148,50 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         state.metrics.handle.render(),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::to_bytes;
+    use supportd_store::Store;
+
+    use super::*;
+    use crate::WebSettings;
+
+    async fn state(store: Store) -> AppState {
+        let settings = WebSettings {
+            address: "127.0.0.1:0".parse().unwrap(),
+            secure_cookies: false,
+            session_ttl: Duration::from_secs(60),
+        };
+        AppState::new(store, settings, Metrics::detached()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn readyz_says_what_is_wrong_when_the_database_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ready.db").display());
+        let store = Store::open(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let ready = readyz(State(state(store.clone()).await)).await;
+        assert_eq!(ready.status(), StatusCode::OK);
+
+        store.close().await;
+        let not_ready = readyz(State(state(store).await)).await;
+        assert_eq!(not_ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            not_ready.extensions().get::<LoggedCause>().is_some(),
+            "the cause is logged"
+        );
+        let body = to_bytes(not_ready.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["status"], "not_ready");
+        assert_eq!(body["checks"]["database"], "unreachable");
+        assert!(
+            !body.to_string().contains("ready.db"),
+            "no internals: {body}"
+        );
+    }
 }

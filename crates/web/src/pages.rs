@@ -15,7 +15,7 @@ use supportd_store::{NewSession, QueueQuery, StoredMessage, TicketOrder, TicketS
 
 use crate::AppState;
 use crate::auth::{self, CurrentStaff};
-use crate::error::ApiError;
+use crate::error::{ApiError, PageError};
 use crate::templates::STYLESHEET;
 
 /// The current time, Unix seconds.
@@ -47,7 +47,7 @@ fn format_age(seconds: i64) -> String {
     }
 }
 
-fn render(state: &AppState, name: &str, context: serde_json::Value) -> Result<Response, ApiError> {
+fn render(state: &AppState, name: &str, context: serde_json::Value) -> Result<Response, PageError> {
     let template = state
         .templates
         .get_template(name)
@@ -81,7 +81,7 @@ pub(crate) async fn stylesheet() -> impl IntoResponse {
 }
 
 /// The login form, with a fresh double-submit CSRF cookie.
-pub(crate) async fn login_page(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn login_page(State(state): State<AppState>) -> Result<Response, PageError> {
     login_form(&state, StatusCode::OK, None)
 }
 
@@ -89,7 +89,7 @@ fn login_form(
     state: &AppState,
     status: StatusCode,
     message: Option<&str>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     let login_csrf = auth::random_hex(16).map_err(ApiError::Internal)?;
     let mut response = render(
         state,
@@ -131,10 +131,10 @@ pub(crate) async fn login(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     let expected = auth::cookie(&headers, auth::LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !auth::same_secret(&form.csrf_token, expected) {
-        return Err(ApiError::Forbidden("missing or wrong CSRF token"));
+        return Err(ApiError::Forbidden("missing or wrong CSRF token").into());
     }
     let address = client.ip();
     let name = form.name.trim();
@@ -201,7 +201,7 @@ pub(crate) async fn login(
 pub(crate) async fn logout(
     State(state): State<AppState>,
     Extension(staff): Extension<CurrentStaff>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     state.store.delete_session(&staff.session_hash).await?;
     let mut response = Redirect::to("/login").into_response();
     set_cookie_header(
@@ -231,7 +231,7 @@ struct QueueRow {
 pub(crate) async fn queues(
     State(state): State<AppState>,
     Extension(staff): Extension<CurrentStaff>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     let now = now();
     let summaries = state.store.queue_summaries_at(now).await?;
     let priorities: Vec<Priority> = Priority::ALL.iter().rev().copied().collect();
@@ -339,7 +339,7 @@ pub(crate) async fn queue(
     Extension(staff): Extension<CurrentStaff>,
     Path(name): Path<String>,
     Query(params): Query<QueueParams>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     let query = params.query(&name)?;
     let tickets = state.store.queue_tickets(&query).await?;
     let now = now();
@@ -423,7 +423,7 @@ pub(crate) async fn ticket(
     State(state): State<AppState>,
     Extension(staff): Extension<CurrentStaff>,
     Path(reference): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     let ticket_ref: TicketRef = reference.parse().map_err(|_| ApiError::NotFound)?;
     let detail = state
         .store
@@ -482,9 +482,9 @@ pub(crate) async fn set_status(
     Extension(staff): Extension<CurrentStaff>,
     Path(reference): Path<String>,
     Form(form): Form<StatusForm>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     if !staff.principal.role.may_act() {
-        return Err(ApiError::Forbidden("this account may only read"));
+        return Err(ApiError::Forbidden("this account may only read").into());
     }
     let ticket_ref: TicketRef = reference.parse().map_err(|_| ApiError::NotFound)?;
     let status: TicketStatus = form
