@@ -517,6 +517,15 @@ fn staff_pages_csrf_sanitising_api_and_metrics() {
     assert_eq!(missing.status, 404);
     assert_eq!(missing.body, "{\"error\":\"not found\"}");
 
+    let openapi = get(&address, "/api/openapi.json", &auth);
+    assert_eq!(openapi.status, 200);
+    let openapi: serde_json::Value = serde_json::from_str(&openapi.body).unwrap();
+    assert!(openapi["paths"]["/api/tickets/{reference}"].is_object());
+    assert!(
+        ticket_page_headers_forbid_scripts(&address, &session),
+        "pages carry a CSP without scripts"
+    );
+
     let metrics = get(&address, "/metrics", &auth);
     assert_eq!(metrics.status, 200);
     assert!(
@@ -554,4 +563,13 @@ fn staff_pages_csrf_sanitising_api_and_metrics() {
     let log = serve.stop();
     assert!(log.contains("Login failed."), "{log}");
     assert!(!log.contains(PASSWORD), "a password reached the log");
+}
+
+/// The ticket page's Content-Security-Policy allows no script.
+fn ticket_page_headers_forbid_scripts(address: &str, session: &str) -> bool {
+    let page = get(address, "/tickets/CS-1001", &[("Cookie", session)]);
+    page.header("content-security-policy")
+        .is_some_and(|policy| {
+            policy.contains("default-src 'none'") && !policy.contains("script-src")
+        })
 }

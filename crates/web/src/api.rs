@@ -11,6 +11,17 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::pages::{QueueParams, next_after};
 
+/// The OpenAPI description of this API (`templates/openapi.json`).
+const OPENAPI: &str = include_str!("../templates/openapi.json");
+
+/// `GET /api/openapi.json`.
+pub(crate) async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
 /// `GET /api/queues`: every queue's counts.
 pub(crate) async fn queues(
     State(state): State<AppState>,
@@ -45,4 +56,21 @@ pub(crate) async fn ticket(
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn openapi_is_json_and_describes_every_api_route() {
+        let document: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        for info in crate::route_table() {
+            if info.path.starts_with("/api/") && info.path != "/api/openapi.json" {
+                assert!(
+                    document["paths"][info.path].is_object(),
+                    "{} is missing from openapi.json",
+                    info.path
+                );
+            }
+        }
+    }
 }

@@ -143,6 +143,7 @@ fn routes() -> Vec<Route> {
             post(pages::set_status),
         ),
         route("GET", "/metrics", Token, get(metrics::metrics)),
+        route("GET", "/api/openapi.json", Token, get(api::openapi)),
         route("GET", "/api/queues", Token, get(api::queues)),
         route(
             "GET",
