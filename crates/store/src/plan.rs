@@ -43,6 +43,10 @@ pub(crate) struct Known {
     pub message_tickets: HashMap<String, i64>,
     /// Status of each ticket a thread id or a subject tag names.
     pub ticket_statuses: HashMap<i64, TicketStatus>,
+    /// Requester address (lower-case) of each ticket a subject tag names, and
+    /// of tickets created in the batch: a tag threads only mail from the same
+    /// organisation, so knowing a ticket number is not enough to write into it.
+    pub ticket_requesters: HashMap<i64, String>,
     /// Outbox rows (id, recipient key) by their Message-ID, for the ids thread
     /// headers and machine-sent mail name: supportd's own mail.
     pub outbox_messages: HashMap<String, (i64, String)>,
@@ -238,8 +242,13 @@ fn plan_item(item: &IngestItem, known: &mut Known, ids: &mut IdAllocator) -> Ste
                 .find_map(|id| known.message_tickets.get(id).copied())
                 .or_else(|| {
                     tagged_ticket(message)
-                        .or(loop_references.ticket_header)
-                        .filter(|number| known.ticket_statuses.contains_key(number))
+                        .filter(|number| {
+                            known.ticket_statuses.contains_key(number)
+                                && same_organisation(message, known.ticket_requesters.get(number))
+                        })
+                        .or(loop_references
+                            .ticket_header
+                            .filter(|number| known.ticket_statuses.contains_key(number)))
                 });
             match thread_ticket {
                 Some(ticket) => {
@@ -264,6 +273,9 @@ fn plan_item(item: &IngestItem, known: &mut Known, ids: &mut IdAllocator) -> Ste
                 }
                 None => {
                     let ticket = ids.next_ticket();
+                    known
+                        .ticket_requesters
+                        .insert(ticket, message.sender_email());
                     let message = ids.next_message();
                     (Step::Create { ticket, message }, ticket)
                 }
@@ -296,6 +308,26 @@ fn plan_item(item: &IngestItem, known: &mut Known, ids: &mut IdAllocator) -> Ste
     step
 }
 
+/// Whether the sender of `message` may thread onto a ticket by naming its tag:
+/// the same address as the requester, or the same domain.
+fn same_organisation(message: &InboundMessage, requester: Option<&String>) -> bool {
+    let sender = message.sender_email();
+    let domain = |address: &str| {
+        address
+            .rsplit_once('@')
+            .map(|(_, domain)| domain.to_owned())
+    };
+    match requester {
+        Some(requester) if !sender.is_empty() && !requester.is_empty() => {
+            sender == *requester
+                || domain(&sender).is_some_and(|sender_domain| {
+                    domain(requester).as_deref() == Some(sender_domain.as_str())
+                })
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,7 +352,10 @@ mod tests {
                     message_id_synthesized: false,
                     in_reply_to: in_reply_to.iter().map(|id| (*id).to_owned()).collect(),
                     references: references.iter().map(|id| (*id).to_owned()).collect(),
-                    from: None,
+                    from: Some(supportd_core::Address {
+                        name: None,
+                        email: "ann@contoso.com".to_owned(),
+                    }),
                     reply_to: vec![],
                     to: vec![],
                     cc: vec![],
@@ -401,6 +436,9 @@ mod tests {
         let mut known = Known::default();
         known_message(&mut known, "parent@x", 9, TicketStatus::Open);
         known.ticket_statuses.insert(5, TicketStatus::Closed);
+        known
+            .ticket_requesters
+            .insert(5, "bob@contoso.com".to_owned());
         let items = [
             parsed("a@x", "Re: [CS-5] x", &["parent@x"], &[]),
             parsed("b@x", "Re: [CS-5] x", &[], &[]),

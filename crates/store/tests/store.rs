@@ -532,6 +532,10 @@ async fn reply_threads_by_subject_tag_of_an_existing_ticket(store: &Store) {
             )),
             // A tag of a ticket that does not exist: a new ticket.
             item(message("t2@x", "Re: [CS-99999] lost", "bob@contoso.com")),
+            // A colleague at the same company may add to the ticket by its tag.
+            item(message("t3@x", "Re: [CS-1001] VM down", "cy@contoso.com")),
+            // A stranger who knows the number may not: a ticket of their own.
+            item(message("t4@x", "Re: [CS-1001] VM down", "eve@evil.example")),
         ],
     )
     .await;
@@ -539,7 +543,9 @@ async fn reply_threads_by_subject_tag_of_an_existing_ticket(store: &Store) {
         outcomes,
         vec![
             IngestOutcome::Threaded(cs(1001)),
-            IngestOutcome::Created(cs(1002))
+            IngestOutcome::Created(cs(1002)),
+            IngestOutcome::Threaded(cs(1001)),
+            IngestOutcome::Created(cs(1003)),
         ]
     );
 }

@@ -124,17 +124,23 @@ pub(crate) async fn known(
         }
     }
     if !keys.tagged_tickets.is_empty() {
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT t.number, t.status FROM json_each(?) AS j CROSS JOIN tickets AS t \
+        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT t.number, t.status, t.requester_email \
+             FROM json_each(?) AS j CROSS JOIN tickets AS t \
              WHERE t.number = j.value",
         )
         .bind(to_json(&keys.tagged_tickets)?)
         .fetch_all(&mut *connection)
         .await?;
-        for (ticket, status) in rows {
+        for (ticket, status, requester_email) in rows {
             known
                 .ticket_statuses
                 .insert(ticket, decode_status(&status)?);
+            if let Some(requester_email) = requester_email {
+                known
+                    .ticket_requesters
+                    .insert(ticket, requester_email.to_lowercase());
+            }
         }
     }
     Ok(known)
