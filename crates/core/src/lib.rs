@@ -9,7 +9,7 @@
 //!
 //! - [`InboundMessage`] is a parsed, normalised mail: addresses, thread keys,
 //!   decoded subject, text body, the new text of a reply, attachment metadata
-//!   and the flags that matter for routing (auto-submitted, forwarded, oversized).
+//!   and the flags that matter for routing (auto-submitted, bounce, forwarded).
 //! - [`Classification`] carries the four labels of LABELS.md ([`Tier`],
 //!   [`Category`], in-scope, microsoft), the entities found, a confidence and
 //!   the reasons that decided it.

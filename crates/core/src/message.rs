@@ -45,9 +45,6 @@ pub struct MessageFlags {
     /// The mail forwards another one (Fwd: subject, forwarded-message marker or a
     /// message/rfc822 part).
     pub forwarded: bool,
-    /// The raw message was larger than the configured limit; it was stored raw and
-    /// only its header was read.
-    pub oversized: bool,
 }
 
 /// A mail after normalisation: everything the classifier, the router and the store need.

@@ -19,8 +19,7 @@
 //!
 //! Notes for callers:
 //! - An oversized message comes back as a [`Quarantine`] (reason "message of N
-//!   bytes exceeds the M byte limit"), so `MessageFlags::oversized` is never set
-//!   here; only the header block of such a message is read.
+//!   bytes exceeds the M byte limit"); only its header block is read.
 //! - mail-parser promises not to panic; as a safety net its calls (and the
 //!   building of the message) run under `catch_unwind`, and a caught panic
 //!   becomes a quarantine. That net needs `panic = "unwind"` (the default).

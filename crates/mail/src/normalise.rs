@@ -341,7 +341,6 @@ fn inbound_message(
         auto_reason: (!automatic.reasons.is_empty()).then(|| automatic.reasons.join("; ")),
         bounce: automatic.bounce,
         forwarded: subject_is_forward || reply.has_forward_marker || has_enclosed_message,
-        oversized: false,
     };
 
     InboundMessage {
