@@ -6,6 +6,7 @@ mod classify;
 mod corpus;
 mod imap;
 mod ingest;
+mod loop_protection;
 mod outbound;
 mod serve;
 mod serve_imap;
