@@ -175,6 +175,77 @@ impl TestEnv {
     }
 }
 
+/// A running `supportd serve`, killed if the test fails before stopping it.
+/// Its log goes to a file (a pipe nobody reads would fill and block it).
+pub struct ServeProcess {
+    child: Option<std::process::Child>,
+    log_path: PathBuf,
+}
+
+impl ServeProcess {
+    /// Starts `supportd serve` in `env`, logging at info level.
+    pub fn start(env: &TestEnv) -> ServeProcess {
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log_path = env.path().join(format!("serve-{run}.log"));
+        let log_file = std::fs::File::create(&log_path).expect("create the serve log");
+        let child = env
+            .command(&["serve"])
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("spawn supportd serve");
+        ServeProcess {
+            child: Some(child),
+            log_path,
+        }
+    }
+
+    /// What the daemon has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Panics with the log if the daemon has exited.
+    pub fn assert_running(&mut self) {
+        let child = self.child.as_mut().expect("running");
+        if let Some(status) = child.try_wait().expect("poll serve") {
+            panic!("serve exited ({status}):\n{}", self.log());
+        }
+    }
+
+    /// Sends SIGTERM, waits for a clean exit (status 0) and returns the log.
+    pub fn stop(mut self) -> String {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("poll serve") {
+                let log = self.log();
+                assert!(status.success(), "serve exits 0 on SIGTERM:\n{log}");
+                return log;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "serve did not stop"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        // SIGKILL: a test that failed, or one that means to crash the daemon.
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Default for TestEnv {
     fn default() -> Self {
         TestEnv::new()

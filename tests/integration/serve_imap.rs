@@ -1,13 +1,10 @@
 //! `supportd serve` against a real Dovecot: mail in the mailbox becomes routed
 //! tickets, exactly once, through crashes and server restarts.
 
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use supportd_tests::servers::dovecot::{Dovecot, SUPPORT_PASSWORD, SUPPORT_USER};
-use supportd_tests::{TestEnv, fixtures};
+use supportd_tests::{ServeProcess, TestEnv, fixtures};
 
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -62,58 +59,12 @@ fn env_for(dovecot: &Dovecot, extra_mailbox_keys: &str) -> TestEnv {
     env
 }
 
-/// A running `supportd serve`, killed if the test fails before stopping it.
-/// Its log goes to a file (a pipe nobody reads would fill and block it).
-struct Serve {
-    child: Option<Child>,
-    log_path: PathBuf,
+fn start_serve(env: &TestEnv) -> ServeProcess {
+    ServeProcess::start(env)
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn start_serve(env: &TestEnv) -> Serve {
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let run = RUNS.fetch_add(1, Ordering::Relaxed);
-    let log_path = env.path().join(format!("serve-{run}.log"));
-    let log_file = std::fs::File::create(&log_path).unwrap();
-    let child = env
-        .command(&["serve"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::from(log_file))
-        .spawn()
-        .unwrap();
-    Serve {
-        child: Some(child),
-        log_path,
-    }
-}
-
-fn stop_serve(mut serve: Serve) -> String {
-    let mut child = serve.child.take().expect("running");
-    let pid = child.id().to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let log = std::fs::read_to_string(&serve.log_path).unwrap_or_default();
-            assert!(status.success(), "serve exits 0 on SIGTERM:\n{log}");
-            return log;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "serve did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn stop_serve(serve: ServeProcess) -> String {
+    serve.stop()
 }
 
 /// A customer mail with a unique Message-ID.

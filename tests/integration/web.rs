@@ -9,11 +9,10 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use supportd_tests::{TestEnv, fixtures};
+use supportd_tests::{ServeProcess, TestEnv, fixtures};
 use supportd_web::{Access, route_table};
 
 const PASSWORD: &str = "a long enough password";
@@ -112,40 +111,18 @@ fn form_encode(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-/// A running `supportd serve`, killed if the test fails before stopping it.
+/// A running `supportd serve` and the address its web server listens on.
 struct Serve {
-    child: Option<Child>,
-    log_path: PathBuf,
+    process: ServeProcess,
     address: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 impl Serve {
     fn start(env: &TestEnv) -> Serve {
-        let log_path = env.path().join("serve.log");
-        let log_file = std::fs::File::create(&log_path).unwrap();
-        let child = env
-            .command(&["serve"])
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .unwrap();
-        let mut serve = Serve {
-            child: Some(child),
-            log_path,
-            address: String::new(),
-        };
+        let mut process = ServeProcess::start(env);
         let started = Instant::now();
         loop {
-            let log = std::fs::read_to_string(&serve.log_path).unwrap_or_default();
+            let log = process.log();
             if let Some(line) = log
                 .lines()
                 .find(|line| line.contains("Web server listening."))
@@ -154,12 +131,12 @@ impl Serve {
                     .split_whitespace()
                     .find_map(|field| field.strip_prefix("address="))
                     .expect("the listening line names its address");
-                serve.address = address.to_owned();
-                return serve;
+                return Serve {
+                    address: address.to_owned(),
+                    process,
+                };
             }
-            if let Some(status) = serve.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("serve exited ({status}) before listening:\n{log}");
-            }
+            process.assert_running();
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "serve did not listen in time:\n{log}"
@@ -168,24 +145,8 @@ impl Serve {
         }
     }
 
-    fn stop(mut self) -> String {
-        let mut child = self.child.take().expect("running");
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let started = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-                assert!(status.success(), "serve exits 0 on SIGTERM:\n{log}");
-                return log;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "serve did not stop"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    fn stop(self) -> String {
+        self.process.stop()
     }
 }
 
