@@ -513,3 +513,265 @@ fn two_hundred_acknowledgments_are_each_delivered_once() {
         );
     }
 }
+
+#[test]
+fn a_microsoft_bound_ticket_hands_off_to_the_escalation_desk_with_the_original_attached() {
+    let dovecot = Dovecot::start_with_lmtp();
+    let postfix = Postfix::start(&dovecot);
+    let outbound = Outbound::new(postfix.port());
+    outbound.ingest_fixture("05-outage.eml");
+
+    let summary = outbound.ok(&["outbox", "send"]);
+    assert_eq!(send_summary(&summary), (2, 0, 0), "{summary}");
+    wait_until("two deliveries", Duration::from_secs(20), || {
+        delivered(&dovecot).len() >= 2
+    });
+    let mails = delivered(&dovecot);
+    assert_eq!(mails.len(), 2, "{}", postfix.log());
+    let hand_off = mails
+        .iter()
+        .find(|mail| mail.one("To") == "azure-escalations@centurylink.com")
+        .unwrap_or_else(|| {
+            panic!(
+                "a hand-off among {:?}",
+                mails.iter().map(|m| m.one("To")).collect::<Vec<_>>()
+            )
+        });
+    let ack = mails
+        .iter()
+        .find(|mail| mail.one("To") == "sam@fabrikam-freight.example")
+        .expect("the customer's acknowledgment");
+    assert_eq!(ack.one("X-Supportd-Ticket"), "CS-1001");
+
+    assert_eq!(hand_off.one("X-Supportd-Ticket"), "CS-1001");
+    assert!(
+        hand_off.one("Subject").contains("CS-1001"),
+        "{}",
+        hand_off.raw
+    );
+    assert!(
+        hand_off.one("Content-Type").starts_with("multipart/mixed"),
+        "{}",
+        hand_off.raw
+    );
+    let text = hand_off.flat_body();
+    for expected in [
+        "Microsoft escalation hand-off for ticket CS-1001",
+        "sam@fabrikam-freight.example",
+        "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+        "urgent",
+        "none of our virtual machines in West Europe respond",
+        // The customer's mail, whole, as a message/rfc822 part.
+        "message/rfc822",
+        "Message-ID: <outage-now@fabrikam-freight.example>",
+    ] {
+        assert!(
+            text.contains(expected),
+            "`{expected}` in:\n{}",
+            hand_off.raw
+        );
+    }
+    // The hand-off is in the ticket's audit trail.
+    let shown = outbound.ok(&["ticket", "show", "CS-1001"]);
+    assert!(
+        shown.contains("azure-escalations@centurylink.com"),
+        "the audit trail names the hand-off:\n{shown}"
+    );
+}
+
+#[test]
+fn a_staff_reply_goes_out_threaded_tagged_and_not_marked_automatic() {
+    let dovecot = Dovecot::start_with_lmtp();
+    let postfix = Postfix::start(&dovecot);
+    let outbound = Outbound::new(postfix.port());
+    outbound.ingest_fixture("01-billing.eml");
+    outbound.ok(&["outbox", "send"]);
+
+    let body = outbound.env.path().join("reply.txt");
+    std::fs::write(
+        &body,
+        "Hello Dana,\n\nthe second charge is a duplicate; we have refunded it.\n\nAlex\n",
+    )
+    .unwrap();
+    outbound.ok(&[
+        "ticket",
+        "reply",
+        "CS-1001",
+        "--body-file",
+        body.to_str().unwrap(),
+        "--actor",
+        "alex",
+    ]);
+    let summary = outbound.ok(&["outbox", "send"]);
+    assert_eq!(send_summary(&summary), (1, 0, 0), "{summary}");
+    wait_until("the reply", Duration::from_secs(20), || {
+        delivered(&dovecot).len() >= 2
+    });
+    let mails = delivered(&dovecot);
+    assert_eq!(mails.len(), 2, "{}", postfix.log());
+    let reply = mails
+        .iter()
+        .find(|mail| mail.flat_body().contains("we have refunded it"))
+        .expect("the staff reply was delivered");
+    assert_eq!(
+        reply.one("Subject"),
+        "[CS-1001] Re: Charged twice on this month's invoice"
+    );
+    assert_eq!(reply.one("To"), "dana@fabrikam-freight.example");
+    let customer_id = "<invoice-question-1@fabrikam-freight.example>";
+    assert_eq!(reply.one("In-Reply-To"), customer_id);
+    assert!(
+        reply.one("References").contains(customer_id),
+        "{}",
+        reply.raw
+    );
+    assert!(
+        reply.all("Auto-Submitted").is_empty(),
+        "a person's reply is not automatic:\n{}",
+        reply.raw
+    );
+    let shown = outbound.ok(&["ticket", "show", "CS-1001"]);
+    assert!(
+        shown.contains("alex"),
+        "the audit trail names the author:\n{shown}"
+    );
+}
+
+/// A delivery status notification from the receiving side's MAILER-DAEMON for
+/// `original` (the delivered acknowledgment), quoting its headers.
+fn dsn_for(original: &Delivered, status: &str) -> String {
+    let quoted_headers: String = original
+        .headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.fabrikam-freight.example>\r\n\
+         To: CloudSupport@centurylink.com\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\n\
+         Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n\
+         Message-ID: <dsn-1@mx.fabrikam-freight.example>\r\n\
+         Auto-Submitted: auto-replied\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n\
+         --b1\r\nContent-Type: message/delivery-status\r\n\r\n\
+         Reporting-MTA: dns; mx.fabrikam-freight.example\r\n\r\n\
+         Final-Recipient: rfc822; dana@fabrikam-freight.example\r\n\
+         Action: failed\r\nStatus: {status}\r\n\r\n\
+         --b1\r\nContent-Type: text/rfc822-headers\r\n\r\n{quoted_headers}\r\n\
+         --b1--\r\n"
+    )
+}
+
+#[test]
+fn a_bounce_of_our_mail_joins_its_ticket_sends_nothing_and_silences_the_address() {
+    let dovecot = Dovecot::start_with_lmtp();
+    let postfix = Postfix::start(&dovecot);
+    let outbound = Outbound::new(postfix.port());
+    outbound.ingest_fixture("01-billing.eml");
+    outbound.ok(&["outbox", "send"]);
+    wait_until("the acknowledgment", Duration::from_secs(20), || {
+        !delivered(&dovecot).is_empty()
+    });
+    let ack = delivered(&dovecot).remove(0);
+    let rows_before = outbound.ok(&["outbox", "list"]).lines().count();
+
+    outbound.ingest_mail("bounce.eml", &dsn_for(&ack, "5.1.1"));
+    // No new ticket: the bounce is attached to CS-1001.
+    let shown = outbound.ok(&["ticket", "show", "CS-1001"]);
+    assert!(
+        shown.contains("Undelivered Mail Returned to Sender"),
+        "the bounce is in the thread of CS-1001:\n{shown}"
+    );
+    let second = outbound
+        .command(&["ticket", "show", "CS-1002"])
+        .output()
+        .unwrap();
+    assert!(
+        !second.status.success() && String::from_utf8_lossy(&second.stderr).contains("no ticket"),
+        "no ticket CS-1002: {second:?}"
+    );
+    // No mail answers the bounce.
+    let rows_after = outbound.ok(&["outbox", "list"]).lines().count();
+    assert_eq!(rows_after, rows_before, "no outbox row for a bounce");
+
+    // The address bounced permanently: the next ticket from it gets no
+    // acknowledgment, and the row says why.
+    outbound.ingest_mail(
+        "next.eml",
+        &mail(
+            "dana@fabrikam-freight.example",
+            "invoice-question-2@fabrikam-freight.example",
+            "Another invoice question",
+            "Hello, one more question about the December invoice.",
+        ),
+    );
+    let suppressed = outbound.ok(&["outbox", "list", "--status", "suppressed"]);
+    let row = suppressed
+        .lines()
+        .find(|line| line.contains("dana@fabrikam-freight.example"))
+        .unwrap_or_else(|| panic!("a suppressed row in:\n{suppressed}"));
+    assert!(row.contains("bounced"), "{row}");
+    let summary = outbound.ok(&["outbox", "send"]);
+    assert_eq!(send_summary(&summary), (0, 0, 0), "{summary}");
+    assert_eq!(delivered(&dovecot).len(), 1, "{}", postfix.log());
+}
+
+#[test]
+fn tls_to_the_relay_fails_without_its_ca_and_works_with_it_starttls_and_implicit() {
+    let dovecot = Dovecot::start_with_lmtp();
+    let postfix = Postfix::start(&dovecot);
+    let outbound = Outbound::new(postfix.port());
+    outbound.ingest_fixture("01-billing.eml");
+    let ca = dovecot.ca_pem_path();
+    let ca = ca.to_str().unwrap();
+
+    // STARTTLS to a certificate no public root signed: refused, retried.
+    let mut untrusted = outbound.command(&["outbox", "send"]);
+    untrusted
+        .env("SUPPORTD_OUTBOUND__SECURITY", "starttls")
+        // Not due again within this run: one attempt.
+        .env("SUPPORTD_OUTBOUND__BACKOFF_INITIAL_MS", "2000");
+    let output = untrusted.output().unwrap();
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(send_summary(&summary), (0, 1, 0), "{summary}");
+    let queued = outbound.ok(&["outbox", "list", "--status", "queued"]);
+    assert!(
+        queued.to_lowercase().contains("certificate"),
+        "the row says why: {queued}"
+    );
+    assert!(delivered(&dovecot).is_empty());
+
+    // With the CA trusted: delivered (after the row's backoff).
+    wait_until("STARTTLS delivery", Duration::from_secs(20), || {
+        let mut trusted = outbound.command(&["outbox", "send"]);
+        trusted
+            .env("SUPPORTD_OUTBOUND__SECURITY", "starttls")
+            .env("SUPPORTD_OUTBOUND__CA_FILE", ca);
+        let output = trusted.output().unwrap();
+        send_summary(&String::from_utf8_lossy(&output.stdout)).0 == 1
+    });
+
+    // Implicit TLS on the wrapper-mode port, for the next ticket.
+    outbound.ingest_fixture("06-unmanaged.eml");
+    let mut implicit = outbound.command(&["outbox", "send"]);
+    implicit
+        .env("SUPPORTD_OUTBOUND__SECURITY", "tls")
+        .env("SUPPORTD_OUTBOUND__PORT", postfix.tls_port().to_string())
+        .env("SUPPORTD_OUTBOUND__CA_FILE", ca);
+    let output = implicit.output().unwrap();
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(send_summary(&summary), (1, 0, 0), "{summary} {output:?}");
+
+    wait_until("both deliveries", Duration::from_secs(20), || {
+        delivered(&dovecot).len() >= 2
+    });
+    assert_eq!(delivered(&dovecot).len(), 2, "{}", postfix.log());
+    let log = postfix.log();
+    assert!(
+        log.matches("TLS connection established").count() >= 2,
+        "Postfix saw TLS both times:\n{log}"
+    );
+}

@@ -5,6 +5,8 @@
 //! A catch-all alias sends every recipient to [`SINK_USER`], so a test reads
 //! all delivered mail from one Maildir ([`Postfix::delivered`]). Recipients
 //! whose local part starts with `reject-` are refused at RCPT with a 550.
+//! smtpd offers STARTTLS on [`Postfix::port`] and implicit TLS on
+//! [`Postfix::tls_port`], with the Dovecot's test certificate.
 //! Facts behind the choices: `shared/notes/mail-servers.md`.
 
 use std::fs;
@@ -24,6 +26,7 @@ pub const SINK_USER: &str = "sink";
 pub struct Postfix {
     directory: tempfile::TempDir,
     port: u16,
+    tls_port: u16,
     child: Option<Child>,
 }
 
@@ -48,6 +51,9 @@ impl Postfix {
             .expect("run chown");
         assert!(chown.success(), "chown postfix data dir");
         let port = free_port();
+        let tls_port = free_port();
+        let tls = dovecot.directory().join("tls");
+        let tls = tls.display();
         let lmtp = format!("lmtp:inet:127.0.0.1:{}", dovecot.lmtp_port());
         let d = dir.display();
         fs::write(
@@ -77,7 +83,11 @@ impl Postfix {
                  minimal_backoff_time = 1s\n\
                  maximal_backoff_time = 2s\n\
                  queue_run_delay = 1s\n\
-                 smtpd_banner = $myhostname ESMTP\n"
+                 smtpd_banner = $myhostname ESMTP\n\
+                 smtpd_tls_cert_file = {tls}/server.pem\n\
+                 smtpd_tls_key_file = {tls}/server.key\n\
+                 smtpd_tls_security_level = may\n\
+                 smtpd_tls_loglevel = 1\n"
             ),
         )
         .expect("write main.cf");
@@ -97,7 +107,10 @@ impl Postfix {
             .lines()
             .map(|line| {
                 if line.starts_with("smtp ") && line.contains(" inet ") {
-                    format!("127.0.0.1:{port} inet n - n - - smtpd")
+                    format!(
+                        "127.0.0.1:{port} inet n - n - - smtpd\n\
+                         127.0.0.1:{tls_port} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes"
+                    )
                 } else {
                     line.to_owned()
                 }
@@ -122,6 +135,7 @@ impl Postfix {
         Postfix {
             directory,
             port,
+            tls_port,
             child: None,
         }
     }
@@ -133,9 +147,15 @@ impl Postfix {
         postfix
     }
 
-    /// The smtpd port (plain SMTP on 127.0.0.1).
+    /// The smtpd port (SMTP on 127.0.0.1, STARTTLS offered with the
+    /// certificate of the Dovecot it delivers to, signed by its test CA).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The smtpd port with implicit TLS (submissions style), same certificate.
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
     }
 
     pub fn directory(&self) -> &Path {

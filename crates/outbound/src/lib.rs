@@ -29,5 +29,5 @@ mod worker;
 
 pub use error::OutboundError;
 pub use render::{Contact, Identity, RenderInput, Renderer, sanitize_header_text};
-pub use smtp::{Secret, Security, SmtpSettings, build_transport};
+pub use smtp::{Secret, Security, SmtpClient, SmtpError, SmtpSession, SmtpSettings};
 pub use worker::{ExecutionOutcome, Worker, WorkerSettings, backoff};

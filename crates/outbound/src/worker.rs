@@ -3,13 +3,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lettre::address::Envelope;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use supportd_store::{OutboxClaim, OutboxMail, Store};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::render::{RenderInput, Renderer};
-use crate::{OutboundError, SmtpSettings, build_transport};
+use crate::smtp::{SmtpClient, SmtpSession};
+use crate::{OutboundError, SmtpSettings};
 
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ pub enum ExecutionOutcome {
 pub struct Worker {
     store: Store,
     renderer: Renderer,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    smtp: SmtpClient,
     settings: WorkerSettings,
 }
 
@@ -81,7 +81,7 @@ impl Worker {
         Ok(Worker {
             store,
             renderer,
-            transport: build_transport(smtp)?,
+            smtp: SmtpClient::new(smtp)?,
             settings,
         })
     }
@@ -139,6 +139,9 @@ impl Worker {
             return Ok(ExecutionOutcome::EmptyQueue);
         }
         let (mut sent, mut retried, mut dead) = (0, 0, 0);
+        // One connection for the round, opened at the first send and opened
+        // again after an error broke it.
+        let mut session: Option<SmtpSession> = None;
         for mail in &mails {
             let span = tracing::info_span!(
                 "outbox_send",
@@ -147,11 +150,21 @@ impl Worker {
                 kind = %mail.kind,
                 attempt = mail.attempts,
             );
-            match self.execute(mail).instrument(span).await? {
-                RowOutcome::Sent => sent += 1,
-                RowOutcome::Retried => retried += 1,
-                RowOutcome::Dead => dead += 1,
+            let outcome = self.execute(mail, &mut session).instrument(span).await;
+            match outcome {
+                Ok(RowOutcome::Sent) => sent += 1,
+                Ok(RowOutcome::Retried) => retried += 1,
+                Ok(RowOutcome::Dead) => dead += 1,
+                Err(error) => {
+                    if let Some(session) = session.take() {
+                        session.quit().await;
+                    }
+                    return Err(error);
+                }
             }
+        }
+        if let Some(session) = session.take() {
+            session.quit().await;
         }
         Ok(ExecutionOutcome::TaskCompleted {
             sent,
@@ -161,7 +174,11 @@ impl Worker {
     }
 
     /// Renders (first attempt only), sends and marks one claimed row.
-    async fn execute(&self, mail: &OutboxMail) -> Result<RowOutcome, OutboundError> {
+    async fn execute(
+        &self,
+        mail: &OutboxMail,
+        session: &mut Option<SmtpSession>,
+    ) -> Result<RowOutcome, OutboundError> {
         let bytes = match &mail.rendered {
             Some(bytes) => bytes.clone(),
             None => match self.render(mail).await {
@@ -197,7 +214,19 @@ impl Worker {
                     .await;
             }
         };
-        match self.transport.send_raw(&envelope, &bytes).await {
+        if session.as_ref().is_some_and(|open| !open.is_usable()) {
+            *session = None;
+        }
+        let open = match session {
+            Some(open) => open,
+            None => match self.smtp.connect().await {
+                Ok(open) => session.insert(open),
+                // Even a 5xx greeting, EHLO or AUTH refusal concerns the
+                // server, not this mail: retried, never dead.
+                Err(error) => return self.retry_later(mail, &format!("{error:#}")).await,
+            },
+        };
+        match open.send(&envelope, &bytes).await {
             Ok(response) => {
                 let reply = format!(
                     "{} {}",
@@ -214,7 +243,11 @@ impl Worker {
                 self.give_up(mail, &format!("refused by the server: {error}"))
                     .await
             }
-            Err(error) => self.retry_later(mail, &error.to_string()).await,
+            Err(error) => {
+                // The connection may be mid-transaction: start afresh.
+                *session = None;
+                self.retry_later(mail, &error.to_string()).await
+            }
         }
     }
 

@@ -27,6 +27,8 @@ pub struct RawOutbound {
     /// Only from the environment (SUPPORTD_OUTBOUND__PASSWORD), never logged.
     pub password: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// Extra CA (PEM) to trust for a private relay's certificate.
+    pub ca_file: Option<PathBuf>,
     pub helo_name: String,
     pub from_address: String,
     pub from_name: String,
@@ -130,6 +132,7 @@ impl RawOutbound {
                 password,
                 timeout: Duration::from_secs(self.timeout_s.max(1)),
                 helo_name: self.helo_name,
+                ca_file: self.ca_file.as_deref().map(beside_config),
             },
             worker: WorkerSettings {
                 batch_size: self.batch_size,
