@@ -206,6 +206,31 @@ impl ServeProcess {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The address the web server listens on, from its log line (waits up to
+    /// 60 s for it).
+    pub fn web_address(&mut self) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let log = self.log();
+            if let Some(address) = log
+                .lines()
+                .filter(|line| line.contains("Web server listening."))
+                .find_map(|line| {
+                    line.split_whitespace()
+                        .find_map(|field| field.strip_prefix("address="))
+                })
+            {
+                return address.to_owned();
+            }
+            self.assert_running();
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "serve did not listen in time:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Panics with the log if the daemon has exited.
     pub fn assert_running(&mut self) {
         let child = self.child.as_mut().expect("running");
@@ -250,6 +275,35 @@ impl Default for TestEnv {
     fn default() -> Self {
         TestEnv::new()
     }
+}
+
+/// `GET path` on `address` (HTTP/1.1, connection closed after): the status
+/// code and the body.
+pub fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the web server");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("an HTTP status line in {response}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
 
 /// Parses `ingest`'s summary line into (total, created, threaded, duplicates, quarantined, unreadable).

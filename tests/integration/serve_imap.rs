@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use supportd_tests::servers::dovecot::{Dovecot, SUPPORT_PASSWORD, SUPPORT_USER};
-use supportd_tests::{ServeProcess, TestEnv, fixtures};
+use supportd_tests::{ServeProcess, TestEnv, fixtures, http_get};
 
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -244,13 +244,39 @@ fn a_mailbox_with_a_wrong_password_fails_alone() {
         fixtures().join("accounts.csv").to_str().unwrap(),
     ]);
     dovecot.deliver(SUPPORT_USER, &customer_mail(1));
-    let child = start_serve(&env);
+    let mut child = start_serve(&env);
     wait_until(
         "the ticket of the good mailbox",
         Duration::from_secs(20),
         || ticket_count(&env) == 1,
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // /readyz names the refused mailbox and is not ready; the good one is
+    // connected.
+    let address = child.web_address();
+    let mut readiness = (0, String::new());
+    wait_until("readyz to report both", Duration::from_secs(20), || {
+        readiness = http_get(&address, "/readyz");
+        readiness.1.contains("credentials_refused") && readiness.1.contains("\"connected\"")
+    });
+    let (status, body) = readiness;
+    assert_eq!(status, 503, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["checks"]["mailboxes"]["broken"]["status"],
+        "credentials_refused"
+    );
+    assert_eq!(
+        body["checks"]["mailboxes"]["support"]["status"],
+        "connected"
+    );
+    assert!(
+        body["checks"]["mailboxes"]["support"]["last_sync_age_s"]
+            .as_i64()
+            .unwrap()
+            < 20,
+        "{body}"
+    );
+    assert!(!body.to_string().contains("not-the-password"), "{body}");
     let log = stop_serve(child);
     assert!(log.contains("broken"), "{log}");
     assert!(log.contains("Mailbox failed"), "{log}");

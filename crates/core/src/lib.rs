@@ -16,10 +16,13 @@
 //! - [`RouteDecision`] is the queue, [`Priority`], first-response SLA and the
 //!   mail [`Action`]s a classification leads to, with the rule that decided it.
 //! - [`TicketRef`] is the customer-visible ticket reference (`CS-1042`).
+//! - [`health::SourceBoard`] holds what each mail source last reported about
+//!   itself, for `/readyz` and `/metrics`.
 //!
 //! This crate does no I/O and depends on serde only.
 
 mod category;
+pub mod health;
 mod message;
 mod ticket;
 

@@ -65,6 +65,10 @@ pub struct ImapAccount {
     pub connect_timeout: Duration,
     /// Limit on any one IMAP command, so a stalled server never hangs a task.
     pub command_timeout: Duration,
+    /// A mailbox whose last completed sync is older than this is reported not
+    /// ready (`/readyz`): a hung or failing mailbox shows even when nothing is
+    /// logged. Longer than `idle_timeout` and `poll_interval`.
+    pub stale_after: Duration,
     /// Where intake starts the first time it sees a folder.
     pub start: Start,
 }
@@ -273,6 +277,7 @@ struct RawImapAccount {
     poll_interval: Option<String>,
     connect_timeout: Option<String>,
     command_timeout: Option<String>,
+    stale_after: Option<String>,
     start: Option<String>,
 }
 
@@ -401,6 +406,17 @@ impl TryFrom<RawImapAccount> for ImapAccount {
             raw.command_timeout,
             Duration::from_secs(120),
         )?;
+        let stale_after = duration(
+            "stale_after",
+            raw.stale_after,
+            idle_timeout.max(poll_interval) + Duration::from_secs(5 * 60),
+        )?;
+        if stale_after <= idle_timeout.max(poll_interval) {
+            return Err(invalid(
+                "stale_after must be longer than idle_timeout and poll_interval (a healthy mailbox syncs at least that often)"
+                    .to_owned(),
+            ));
+        }
         let start = match raw.start.as_deref().map(str::trim) {
             None | Some("now") => Start::Now,
             Some(text) => {
@@ -432,6 +448,7 @@ impl TryFrom<RawImapAccount> for ImapAccount {
             poll_interval,
             connect_timeout,
             command_timeout,
+            stale_after,
             start,
         })
     }

@@ -166,6 +166,9 @@ impl Worker {
         if let Some(session) = session.take() {
             session.quit().await;
         }
+        metrics::counter!("supportd_outbox_sent_total").increment(u64::from(sent));
+        metrics::counter!("supportd_outbox_retried_total").increment(u64::from(retried));
+        metrics::counter!("supportd_outbox_dead_total").increment(u64::from(dead));
         Ok(ExecutionOutcome::TaskCompleted {
             sent,
             retried,

@@ -73,6 +73,7 @@ fn account(dovecot: &Dovecot, password_file: &Path) -> ImapAccount {
         poll_interval: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(60),
+        stale_after: Duration::from_secs(3600),
         start: Start::Since(chrono::NaiveDate::from_ymd_opt(2000, 1, 1).expect("date")),
     }
 }

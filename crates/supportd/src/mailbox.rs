@@ -11,10 +11,23 @@
 //! nothing); quarantined mail is moved to the quarantine folder.
 //!
 //! One connection per mailbox: it fetches, then idles on the first folder.
+//!
+//! Each mailbox reports to the [`SourceBoard`] (state, last completed sync,
+//! last error, refused credentials) for `/readyz` and `/metrics`, and counts
+//! what it does with the `metrics` macros, labelled by mailbox:
+//! `supportd_messages_fetched_total`, then one of
+//! `supportd_messages_{ingested,threaded,duplicated,quarantined}_total` per
+//! message (ingested: it opened a ticket; threaded: it joined one),
+//! `supportd_imap_reconnects_total`, `supportd_imap_errors_total` (by kind),
+//! and the `supportd_arrival_to_routed_seconds` histogram (from the server's
+//! INTERNALDATE to the commit).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
+use supportd_core::health::{SourceBoard, SourceState};
 use supportd_intake::{Backoff, FetchedMessage, IdleOutcome, ImapAccount, IntakeError, Session};
 use supportd_mail::Normalised;
 use supportd_store::{Checkpoint, IngestContent, IngestItem, IngestOutcome, SourcePosition};
@@ -23,18 +36,29 @@ use tracing::Instrument;
 
 use crate::{Application, now};
 
-/// Watches one mailbox until `cancel` fires.
-pub async fn run(application: Arc<Application>, account: ImapAccount, cancel: CancellationToken) {
+/// Watches one mailbox until `cancel` fires, reporting to `board`.
+pub async fn run(
+    application: Arc<Application>,
+    account: ImapAccount,
+    board: SourceBoard,
+    cancel: CancellationToken,
+) {
     let span = tracing::info_span!("mailbox", mailbox = %account.name);
     async {
+        let health = Health {
+            board,
+            account: &account,
+        };
+        health.starting();
         let backoff = Backoff::RECONNECT;
         let mut failures: u32 = 0;
         loop {
-            match watch(&application, &account, &cancel, &mut failures).await {
+            match watch(&application, &account, &health, &cancel, &mut failures).await {
                 Ok(()) => return,
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     let delay = backoff.delay_with_random_jitter(failures);
+                    health.failed(&error);
                     tracing::warn!(
                         error = format!("{error:#}"),
                         failures,
@@ -45,6 +69,8 @@ pub async fn run(application: Arc<Application>, account: ImapAccount, cancel: Ca
                         () = cancel.cancelled() => return,
                         () = tokio::time::sleep(delay) => {}
                     }
+                    metrics::counter!("supportd_imap_reconnects_total", "mailbox" => account.name.clone())
+                        .increment(1);
                 }
             }
         }
@@ -53,10 +79,80 @@ pub async fn run(application: Arc<Application>, account: ImapAccount, cancel: Ca
     .await
 }
 
+/// What this mailbox tells the board.
+struct Health<'a> {
+    board: SourceBoard,
+    account: &'a ImapAccount,
+}
+
+impl Health<'_> {
+    /// The first sync is due within a connection's time plus `stale_after`.
+    fn starting(&self) {
+        let due = now().saturating_add(seconds(
+            self.account.connect_timeout + self.account.stale_after,
+        ));
+        self.board.register(&self.account.name, due);
+    }
+
+    fn connected(&self) {
+        self.board.update(&self.account.name, |health| {
+            health.state = SourceState::Connected;
+            health.credentials_refused = false;
+        });
+    }
+
+    /// Every folder is up to date: the next sync is due within `stale_after`.
+    fn synced(&self) {
+        let at = now();
+        self.board.update(&self.account.name, |health| {
+            health.state = SourceState::Connected;
+            health.last_sync_at = Some(at);
+            health.must_sync_by = at.saturating_add(seconds(self.account.stale_after));
+            health.last_error = None;
+        });
+    }
+
+    /// A failure: backing off. The promise of the last sync is kept, so a
+    /// mailbox that keeps failing turns not ready once it is stale.
+    fn failed(&self, error: &anyhow::Error) {
+        let intake_error = error.downcast_ref::<IntakeError>();
+        let refused = matches!(
+            intake_error,
+            Some(IntakeError::AuthenticationRefused { .. })
+        );
+        let kind = match intake_error {
+            Some(IntakeError::AuthenticationRefused { .. }) => "auth",
+            Some(IntakeError::Credential { .. }) => "credential",
+            Some(IntakeError::Tls { .. }) => "tls",
+            Some(IntakeError::Timeout { .. }) => "timeout",
+            Some(IntakeError::Network { .. }) => "network",
+            Some(_) => "imap",
+            None => "store",
+        };
+        metrics::counter!(
+            "supportd_imap_errors_total",
+            "mailbox" => self.account.name.clone(),
+            "kind" => kind
+        )
+        .increment(1);
+        let message = format!("{error:#}");
+        self.board.update(&self.account.name, |health| {
+            health.state = SourceState::Backoff;
+            health.last_error = Some(message);
+            health.credentials_refused = refused;
+        });
+    }
+}
+
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
 /// One session: returns `Ok` when cancelled, an error when the session broke.
 async fn watch(
     application: &Application,
     account: &ImapAccount,
+    health: &Health<'_>,
     cancel: &CancellationToken,
     failures: &mut u32,
 ) -> anyhow::Result<()> {
@@ -66,6 +162,7 @@ async fn watch(
         folders = account.folders.len(),
         "Connected."
     );
+    health.connected();
     *failures = 0;
     for folder in &account.folders {
         acknowledge_stored_leftovers(application, account, &mut session, folder).await?;
@@ -82,6 +179,7 @@ async fn watch(
                 return Ok(());
             }
         }
+        health.synced();
         if account.folders.len() > 1 {
             session.select(idle_folder).await?;
         }
@@ -240,12 +338,20 @@ async fn sync_folder(
 
         let mut quarantined = Vec::new();
         let mut stored = Vec::new();
+        let routed_at = Utc::now();
+        let mailbox = &account.name;
         for ((uid, item), outcome) in batch.uids.iter().zip(&items).zip(&outcomes) {
             log_outcome(folder, *uid, item, *outcome);
+            count_outcome(mailbox, *outcome);
             match outcome {
                 IngestOutcome::Quarantined(_) => quarantined.push(*uid),
                 _ => stored.push(*uid),
             }
+        }
+        for arrived in batch.internal_dates.iter().flatten() {
+            let latency = (routed_at - *arrived).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::histogram!("supportd_arrival_to_routed_seconds", "mailbox" => mailbox.clone())
+                .record(latency);
         }
         // Committed: now, and only now, tell the server.
         acknowledge(session, account, &stored, &quarantined).await;
@@ -256,9 +362,11 @@ async fn sync_folder(
     }
 }
 
-/// A fetched batch after the pure stages, with the UIDs in the same order.
+/// A fetched batch after the pure stages, with the UIDs and the server's
+/// arrival times in the same order.
 struct PreparedBatch {
     uids: Vec<u32>,
+    internal_dates: Vec<Option<DateTime<Utc>>>,
     items: Vec<IngestItem>,
 }
 
@@ -272,6 +380,10 @@ fn prepare_batch(
     const PARALLEL_FROM: usize = 64;
     let received_at = now();
     let uids: Vec<u32> = fetched.iter().map(|message| message.uid).collect();
+    let internal_dates = fetched
+        .iter()
+        .map(|message| message.internal_date)
+        .collect();
     let prepare_all = |messages: Vec<FetchedMessage>| -> Vec<IngestItem> {
         messages
             .into_iter()
@@ -298,7 +410,11 @@ fn prepare_batch(
             })
         })
     };
-    PreparedBatch { uids, items }
+    PreparedBatch {
+        uids,
+        internal_dates,
+        items,
+    }
 }
 
 /// Runs the pure stages on a fetched message; an oversized one (header only)
@@ -362,6 +478,18 @@ fn log_acknowledge_failure(error: &IntakeError, count: usize) {
         count,
         "Stored mail could not be acknowledged at the server; it stays where it is."
     );
+}
+
+fn count_outcome(mailbox: &str, outcome: IngestOutcome) {
+    let name = match outcome {
+        IngestOutcome::Created(_) => "supportd_messages_ingested_total",
+        IngestOutcome::Threaded(_) => "supportd_messages_threaded_total",
+        IngestOutcome::Duplicate(_) => "supportd_messages_duplicated_total",
+        IngestOutcome::Quarantined(_) => "supportd_messages_quarantined_total",
+    };
+    metrics::counter!(name, "mailbox" => mailbox.to_owned()).increment(1);
+    metrics::counter!("supportd_messages_fetched_total", "mailbox" => mailbox.to_owned())
+        .increment(1);
 }
 
 fn log_outcome(folder: &str, uid: u32, item: &IngestItem, outcome: IngestOutcome) {

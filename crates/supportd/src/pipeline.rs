@@ -104,11 +104,16 @@ impl Pipeline {
                 message,
                 classification,
                 route,
-            } => IngestContent::Parsed {
-                message: *message,
-                classification: *classification,
-                route,
-            },
+            } => {
+                // A no-op unless `serve` installed the metrics recorder.
+                metrics::histogram!("supportd_classification_confidence")
+                    .record(f64::from(classification.confidence));
+                IngestContent::Parsed {
+                    message: *message,
+                    classification: *classification,
+                    route,
+                }
+            }
             Processed::Quarantined { quarantine, due } => IngestContent::Quarantined {
                 quarantine_reason: quarantine.reason,
                 message_id: quarantine.message_id,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use supportd_core::health::SourceBoard;
 use supportd_store::{SourceKind, SourcePosition};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -36,6 +37,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let intake = settings.intake.clone();
     prepare_drop_folder(&intake.drop_folder)?;
+    let board = SourceBoard::new();
     let web = match &settings.web {
         Some(web_settings) => {
             let metrics = supportd_web::install_metrics()?;
@@ -47,7 +49,8 @@ pub async fn serve(
                 application.store.clone(),
                 web_settings.clone(),
                 metrics,
-            )?;
+            )?
+            .with_sources(board.clone());
             tracing::info!(address = %address, "Web server listening.");
             Some((listener, state))
         }
@@ -69,9 +72,10 @@ pub async fn serve(
         let application = application.clone();
         let cancel = cancel.clone();
         let account = account.clone();
+        let board = board.clone();
         tracker.spawn(async move {
             let name = account.name.clone();
-            crate::mailbox::run(application, account, cancel.clone()).await;
+            crate::mailbox::run(application, account, board, cancel.clone()).await;
             if !cancel.is_cancelled() {
                 tracing::error!(task = "mailbox", mailbox = %name, "Task ended early.");
             }

@@ -43,6 +43,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
+use supportd_core::health::SourceBoard;
 use supportd_store::Store;
 
 pub use auth::{hash_password, new_api_token};
@@ -88,6 +89,8 @@ pub struct AppState {
     metrics: Metrics,
     limiter: Arc<auth::LoginLimiter>,
     templates: Arc<minijinja::Environment<'static>>,
+    /// What the mail sources report, for `/readyz` and `/metrics`.
+    sources: SourceBoard,
 }
 
 impl AppState {
@@ -98,7 +101,15 @@ impl AppState {
             metrics,
             limiter: Arc::new(auth::LoginLimiter::new()),
             templates: Arc::new(templates::environment()?),
+            sources: SourceBoard::new(),
         })
+    }
+
+    /// This state, reading mailbox health from `sources` (the board the
+    /// mailbox tasks report to).
+    pub fn with_sources(mut self, sources: SourceBoard) -> AppState {
+        self.sources = sources;
+        self
     }
 }
 

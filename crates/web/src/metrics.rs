@@ -9,6 +9,10 @@
 //! | `supportd_queue_open_tickets` | gauge | `queue` | this crate, at each scrape |
 //! | `supportd_queue_overdue_tickets` | gauge | `queue` | this crate, at each scrape |
 //! | `supportd_login_failures_total` | counter | | this crate |
+//! | `supportd_mailbox_healthy` | gauge | `mailbox` | this crate, at each scrape, from the source board |
+//! | `supportd_mailbox_credentials_refused` | gauge | `mailbox` | same |
+//! | `supportd_mailbox_last_sync_age_seconds` | gauge | `mailbox` | same |
+//! | `supportd_oauth2_token_expires_in_seconds` | gauge | `mailbox` | same, when an OAuth2 token's expiry is known |
 //!
 //! Other tasks register theirs on the same global recorder with the `metrics`
 //! macros (reserved names: `supportd_messages_fetched_total`,
@@ -24,7 +28,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
 
 use crate::AppState;
@@ -40,6 +44,19 @@ pub struct Metrics {
 /// Call once per process (`serve` does, before spawning tasks).
 pub fn install_metrics() -> anyhow::Result<Metrics> {
     let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("supportd_arrival_to_routed_seconds".to_owned()),
+            &[
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ],
+        )
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full("supportd_classification_confidence".to_owned()),
+                &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0],
+            )
+        })
+        .map_err(|error| anyhow::anyhow!("cannot configure the metrics buckets: {error}"))?
         .install_recorder()
         .map_err(|error| anyhow::anyhow!("cannot install the metrics recorder: {error}"))?;
     metrics::describe_counter!(
@@ -134,27 +151,61 @@ pub(crate) async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The database answers a query. 503 with what is wrong otherwise.
+/// Ready when the database answers a query and every mailbox is healthy: its
+/// credentials not refused, and its last completed sync within its
+/// `stale_after` (connected, or backing off but not for too long). 503 with
+/// what is wrong otherwise, per check.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ready", "checks": { "database": "ok" } }))
-            .into_response(),
-        Err(error) => {
-            let cause = format!("{:#}", anyhow::Error::new(error));
-            let mut response = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({
-                    "status": "not_ready",
-                    "checks": { "database": "unreachable" },
-                })),
-            )
-                .into_response();
-            response
-                .extensions_mut()
-                .insert(LoggedCause(std::sync::Arc::new(cause)));
-            response
-        }
+    let database = state.store.ping().await;
+    let now = unix_now();
+    let mut ready = database.is_ok();
+    let mut mailboxes = serde_json::Map::new();
+    for (name, health) in state.sources.snapshot() {
+        let healthy = health.is_healthy(now);
+        ready &= healthy;
+        let status = if health.credentials_refused {
+            "credentials_refused"
+        } else if !healthy {
+            "stale"
+        } else {
+            health.state.slug()
+        };
+        mailboxes.insert(
+            name,
+            serde_json::json!({
+                "status": status,
+                "state": health.state.slug(),
+                "last_sync_age_s": health.last_sync_at.map(|at| now - at),
+                "token_expires_in_s": health.token_expires_at.map(|at| at - now),
+                "last_error": health.last_error,
+            }),
+        );
     }
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": {
+            "database": if database.is_ok() { "ok" } else { "unreachable" },
+            "mailboxes": mailboxes,
+        },
+    });
+    if ready {
+        return Json(body).into_response();
+    }
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    if let Err(error) = database {
+        let cause = format!("{:#}", anyhow::Error::new(error));
+        response
+            .extensions_mut()
+            .insert(LoggedCause(std::sync::Arc::new(cause)));
+    }
+    response
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Prometheus text: the queue gauges refreshed from the store, then everything.
@@ -165,6 +216,21 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
             .set(summary.open as f64);
         metrics::gauge!("supportd_queue_overdue_tickets", "queue" => queue)
             .set(summary.overdue as f64);
+    }
+    let now = unix_now();
+    for (name, health) in state.sources.snapshot() {
+        metrics::gauge!("supportd_mailbox_healthy", "mailbox" => name.clone())
+            .set(if health.is_healthy(now) { 1.0 } else { 0.0 });
+        metrics::gauge!("supportd_mailbox_credentials_refused", "mailbox" => name.clone())
+            .set(if health.credentials_refused { 1.0 } else { 0.0 });
+        if let Some(at) = health.last_sync_at {
+            metrics::gauge!("supportd_mailbox_last_sync_age_seconds", "mailbox" => name.clone())
+                .set((now - at) as f64);
+        }
+        if let Some(at) = health.token_expires_at {
+            metrics::gauge!("supportd_oauth2_token_expires_in_seconds", "mailbox" => name)
+                .set((at - now) as f64);
+        }
     }
     Ok((
         [(
