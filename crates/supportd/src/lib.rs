@@ -14,6 +14,7 @@
 
 pub mod classify;
 pub mod cli;
+pub mod copy_cli;
 pub mod eval;
 pub mod ingest;
 pub mod mailbox;
