@@ -17,7 +17,7 @@ use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Column, Row, TypeInfo, ValueRef};
+use sqlx::{AssertSqlSafe, Row, TypeInfo, ValueRef};
 
 use crate::error::StoreError;
 use crate::{PgStore, SqliteStore, Store};
@@ -51,6 +51,10 @@ pub struct CopyReport {
     pub tables: Vec<TableCount>,
     /// The next ticket number the target will hand out.
     pub next_ticket_number: i64,
+    /// Text values of the source that held U+0000, which PostgreSQL text
+    /// cannot store: copied with U+FFFD in its place (raw bytes are BYTEA and
+    /// never changed). The source checksum is taken after the same mapping.
+    pub texts_with_nul: u64,
 }
 
 impl CopyReport {
@@ -198,7 +202,7 @@ impl Store {
                 )));
             }
         }
-        match self {
+        let texts_with_nul = match self {
             Store::Sqlite(source) => copy_from_sqlite(source, target, &columns).await?,
             Store::Postgres(source) => {
                 return Err(unexpected(format!(
@@ -206,7 +210,7 @@ impl Store {
                     source.database()
                 )));
             }
-        }
+        };
         let mut tables = Vec::with_capacity(TABLES.len());
         for (table, columns) in TABLES.iter().zip(&columns) {
             let (source_rows, source_checksum) = match self {
@@ -232,6 +236,7 @@ impl Store {
         Ok(CopyReport {
             tables,
             next_ticket_number,
+            texts_with_nul,
         })
     }
 
@@ -281,7 +286,7 @@ async fn target_columns(target: &PgStore, table: &str) -> Result<Vec<TargetColum
 
 async fn target_count(target: &PgStore, table: &str) -> Result<i64, StoreError> {
     // `table` comes from TABLES, never from input.
-    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+    sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
         .fetch_one(target.pool())
         .await
         .map_err(|error| StoreError::from_sqlx(target.database(), "counting rows", error))
@@ -290,6 +295,17 @@ async fn target_count(target: &PgStore, table: &str) -> Result<i64, StoreError> 
 fn select_sql(table: &str, columns: &[TargetColumn]) -> String {
     let names: Vec<&str> = columns.iter().map(|column| column.name.as_str()).collect();
     format!("SELECT {} FROM {table}", names.join(", "))
+}
+
+/// A SQLite value as PostgreSQL can hold it: U+0000 in text becomes U+FFFD.
+/// True in the second place when that happened.
+fn sqlite_value_for_postgres(row: &SqliteRow, index: usize) -> Result<(Value, bool), sqlx::Error> {
+    Ok(match sqlite_value(row, index)? {
+        Value::Text(text) if text.contains('\0') => {
+            (Value::Text(text.replace('\0', "\u{FFFD}")), true)
+        }
+        value => (value, false),
+    })
 }
 
 /// Reads one SQLite value by its storage class.
@@ -411,7 +427,7 @@ async fn insert_chunk(
         names.join(", "),
         parameters.join(", ")
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query(AssertSqlSafe(sql));
     for column_values in values {
         query = column_values.bind(query);
     }
@@ -422,25 +438,32 @@ async fn insert_chunk(
     Ok(())
 }
 
+/// Copies every table; answers how many text values held U+0000.
 async fn copy_from_sqlite(
     source: &SqliteStore,
     target: &PgStore,
     all_columns: &[Vec<TargetColumn>],
-) -> Result<(), StoreError> {
-    let source_error = |error| StoreError::from_sqlx(source.database(), "reading the source", error);
-    let target_error = |error| StoreError::from_sqlx(target.database(), "writing the target", error);
+) -> Result<u64, StoreError> {
+    let mut texts_with_nul = 0;
+    let source_error =
+        |error| StoreError::from_sqlx(source.database(), "reading the source", error);
+    let target_error =
+        |error| StoreError::from_sqlx(target.database(), "writing the target", error);
     // One read transaction: every table from the same snapshot.
     let mut reader = source.pool().begin().await.map_err(source_error)?;
     let mut writer = target.pool().begin().await.map_err(target_error)?;
     for (table, columns) in TABLES.iter().zip(all_columns) {
         let sql = select_sql(table, columns);
-        let mut rows = sqlx::query(&sql).fetch(&mut *reader);
+        let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut *reader);
         let mut chunk = Vec::with_capacity(CHUNK_ROWS);
         while let Some(row) = rows.try_next().await.map_err(source_error)? {
-            let values = (0..row.columns().len())
-                .map(|index| sqlite_value(&row, index))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(source_error)?;
+            let mut values = Vec::with_capacity(row.columns().len());
+            for index in 0..row.columns().len() {
+                let (value, had_nul) =
+                    sqlite_value_for_postgres(&row, index).map_err(source_error)?;
+                texts_with_nul += u64::from(had_nul);
+                values.push(value);
+            }
             chunk.push(values);
             if chunk.len() == CHUNK_ROWS {
                 insert_chunk(&mut writer, table, columns, std::mem::take(&mut chunk)).await?;
@@ -479,15 +502,16 @@ async fn copy_from_sqlite(
             continue;
         }
         // Names come from information_schema of the target, not from input.
-        sqlx::query(&format!(
+        sqlx::query(AssertSqlSafe(format!(
             "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), MAX({column})) \
              FROM {table} HAVING MAX({column}) IS NOT NULL"
-        ))
+        )))
         .execute(&mut *writer)
         .await
         .map_err(target_error)?;
     }
-    writer.commit().await.map_err(target_error)
+    writer.commit().await.map_err(target_error)?;
+    Ok(texts_with_nul)
 }
 
 /// Adds one row's hash to the running, order-independent sum.
@@ -517,11 +541,11 @@ async fn sqlite_checksum(
 ) -> Result<(u64, String), StoreError> {
     let error = |error| StoreError::from_sqlx(source.database(), "checksumming", error);
     let sql = select_sql(table, columns);
-    let mut rows = sqlx::query(&sql).fetch(source.pool());
+    let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(source.pool());
     let (mut count, mut sum) = (0u64, [0u64; 4]);
     while let Some(row) = rows.try_next().await.map_err(error)? {
         let values = (0..row.columns().len())
-            .map(|index| sqlite_value(&row, index))
+            .map(|index| sqlite_value_for_postgres(&row, index).map(|(value, _)| value))
             .collect::<Result<Vec<_>, _>>()
             .map_err(error)?;
         add_row(&mut sum, columns, &values);
@@ -537,7 +561,7 @@ async fn postgres_checksum(
 ) -> Result<(u64, String), StoreError> {
     let error = |error| StoreError::from_sqlx(store.database(), "checksumming", error);
     let sql = select_sql(table, columns);
-    let mut rows = sqlx::query(&sql).fetch(store.pool());
+    let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(store.pool());
     let (mut count, mut sum) = (0u64, [0u64; 4]);
     while let Some(row) = rows.try_next().await.map_err(error)? {
         let values = (0..row.columns().len())

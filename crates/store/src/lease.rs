@@ -25,5 +25,7 @@ pub struct Lease {
 
 /// A time to live in milliseconds, at least 1 ms, at most about 290 million years.
 pub(crate) fn ttl_ms(ttl: Duration) -> i64 {
-    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 4).clamp(1, i64::MAX / 4)
+    i64::try_from(ttl.as_millis())
+        .unwrap_or(i64::MAX / 4)
+        .clamp(1, i64::MAX / 4)
 }

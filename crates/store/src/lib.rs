@@ -75,15 +75,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use supportd_core::{AccountRecord, TicketRef, TicketStatus};
 
+pub use copy::{CopyReport, TableCount};
 pub use error::StoreError;
+pub use lease::Lease;
 pub use model::{
     AuditEvent, AuditKind, Checkpoint, ImapUid, IngestContent, IngestItem, IngestOutcome,
     ParseSourceKindError, QueueQuery, QueueSummary, SourceKind, SourcePosition, StoredMessage,
     StoredRoute, TicketDetail, TicketLabels, TicketOrder, TicketSummary,
 };
 pub use outbox::{OutboxClaim, OutboxKind, OutboxMail, OutboxPolicy, OutboxStatus, TICKET_HEADER};
-pub use copy::{CopyReport, TableCount};
-pub use lease::Lease;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use staff::{NewSession, ParseStaffRoleError, Principal, StaffAccount, StaffRole};

@@ -11,11 +11,11 @@ use supportd_core::{
 };
 
 use crate::codec::{self, DecodeError, json, slug, to_u64};
-use crate::outbox::{OutboxKind, OutboxMail, OutboxStatus};
 use crate::model::{
     AuditEvent, AuditKind, ImapUid, QueueSummary, SourcePosition, StoredMessage, StoredRoute,
     TicketDetail, TicketLabels, TicketSummary,
 };
+use crate::outbox::{OutboxKind, OutboxMail, OutboxStatus};
 
 /// Priorities in the order `QueueSummary::open_by_priority` lists them.
 pub(crate) const PRIORITIES: [Priority; 4] = [
@@ -456,4 +456,3 @@ impl OutboxRow {
         })
     }
 }
-

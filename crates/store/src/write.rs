@@ -56,7 +56,8 @@ pub(crate) struct NewMessage<'a> {
 }
 
 /// The flags of a quarantined message: nothing is known about it.
-static NO_FLAGS: std::sync::LazyLock<MessageFlags> = std::sync::LazyLock::new(MessageFlags::default);
+static NO_FLAGS: std::sync::LazyLock<MessageFlags> =
+    std::sync::LazyLock::new(MessageFlags::default);
 
 impl<'a> NewMessage<'a> {
     pub(crate) fn parsed(message: &'a InboundMessage) -> Self {

@@ -18,8 +18,8 @@ use supportd_core::{
 };
 use supportd_store::{
     AuditKind, Checkpoint, IngestContent, IngestItem, IngestOutcome, NewSession, OutboxClaim,
-    OutboxKind, OutboxStatus, QueueQuery, SourceKind, SourcePosition, StaffRole, Store,
-    StoreError, TicketOrder,
+    OutboxKind, OutboxStatus, QueueQuery, SourceKind, SourcePosition, StaffRole, Store, StoreError,
+    TicketOrder,
 };
 use tempfile::TempDir;
 
@@ -55,10 +55,12 @@ impl Drop for TestStore {
                 runtime.block_on(async move {
                     use sqlx::Connection;
                     let mut connection = sqlx::PgConnection::connect(&admin).await?;
-                    sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                        .execute(&mut connection)
-                        .await
-                        .map(|_| ())
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+                    )))
+                    .execute(&mut connection)
+                    .await
+                    .map(|_| ())
                 })
             })
             .join();
@@ -77,7 +79,9 @@ fn postgres_admin_url() -> String {
 /// The URL of database `name` on the test server.
 fn postgres_url(name: &str) -> String {
     let admin = postgres_admin_url();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
     format!("{base}/{name}")
 }
 
@@ -118,7 +122,7 @@ async fn fresh_postgres_database() -> (Store, String) {
     let mut admin = sqlx::PgConnection::connect(&postgres_admin_url())
         .await
         .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {database}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
         .execute(&mut admin)
         .await
         .unwrap();
@@ -138,7 +142,9 @@ async fn postgres_available() -> bool {
             panic!("PostgreSQL at {url} is unreachable under CI=true: {error}")
         }
         Err(error) => {
-            eprintln!("NOTICE: PostgreSQL at {url} is unreachable ({error}); skipping the PostgreSQL half of this test.");
+            eprintln!(
+                "NOTICE: PostgreSQL at {url} is unreachable ({error}); skipping the PostgreSQL half of this test."
+            );
             false
         }
     }
@@ -1091,7 +1097,20 @@ async fn quotes_and_sql_keywords_are_stored_verbatim(store: &Store) {
     assert_eq!(detail.ticket.subject, subject);
     assert_eq!(detail.ticket.requester, tricky.from);
     assert_eq!(detail.messages[0].message_id, message_id);
-    assert_eq!(detail.messages[0].body_text, tricky.body_text);
+    match store {
+        Store::Sqlite(_) => assert_eq!(detail.messages[0].body_text, tricky.body_text),
+        // PostgreSQL text cannot hold NUL: it reads back as U+FFFD, and the
+        // raw bytes keep the original.
+        Store::Postgres(_) => assert_eq!(
+            detail.messages[0].body_text,
+            tricky.body_text.replace('\0', "\u{FFFD}")
+        ),
+    }
+    // The same mail again is a duplicate on both backends.
+    assert_eq!(
+        ingest(store, vec![item(tricky.clone())]).await,
+        vec![IngestOutcome::Duplicate(cs(1001))]
+    );
     assert_eq!(detail.ticket.status, TicketStatus::Open);
 
     // The quoted id threads like any other.
@@ -1451,8 +1470,18 @@ async fn outbox_marks_and_staff_replies_are_audited(store: &Store) {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].rendered.as_deref(), Some(&b"first"[..]));
     assert_eq!(sent[0].sent_at, Some(T0 + 2));
-    assert!(store.retry_outbox(mails[2].id, T0 + 3, "alice").await.unwrap());
-    assert!(!store.retry_outbox(mails[0].id, T0 + 3, "alice").await.unwrap());
+    assert!(
+        store
+            .retry_outbox(mails[2].id, T0 + 3, "alice")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .retry_outbox(mails[0].id, T0 + 3, "alice")
+            .await
+            .unwrap()
+    );
     let kinds = audit_kinds(store, mails[2].ticket_ref).await;
     assert_eq!(
         kinds,
@@ -1506,7 +1535,10 @@ async fn staff_sessions_and_tokens_round_trip(store: &Store) {
         expires_at: 200,
     };
     store.create_session(&session).await.unwrap();
-    assert_eq!(store.session("abc", 150).await.unwrap().unwrap().name, "ana");
+    assert_eq!(
+        store.session("abc", 150).await.unwrap().unwrap().name,
+        "ana"
+    );
     assert!(store.session("abc", 200).await.unwrap().is_none());
     store.delete_session("abc").await.unwrap();
     assert!(store.session("abc", 150).await.unwrap().is_none());
@@ -1537,11 +1569,26 @@ async fn a_lease_has_one_holder_and_is_taken_over_after_expiry(store: &Store) {
     let other = second_instance(store).await;
     let name = "mailbox:support/INBOX";
     let long = Duration::from_secs(30);
-    assert!(store.try_acquire_lease(name, "instance-a", long).await.unwrap());
+    assert!(
+        store
+            .try_acquire_lease(name, "instance-a", long)
+            .await
+            .unwrap()
+    );
     // Held and not expired: the other instance is refused, the holder may
     // acquire again (it extends its own lease).
-    assert!(!other.try_acquire_lease(name, "instance-b", long).await.unwrap());
-    assert!(store.try_acquire_lease(name, "instance-a", long).await.unwrap());
+    assert!(
+        !other
+            .try_acquire_lease(name, "instance-b", long)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_acquire_lease(name, "instance-a", long)
+            .await
+            .unwrap()
+    );
     assert!(store.renew_lease(name, "instance-a", long).await.unwrap());
     assert!(!other.renew_lease(name, "instance-b", long).await.unwrap());
     let lease = other.lease(name).await.unwrap().unwrap();
@@ -1557,19 +1604,42 @@ async fn a_lease_has_one_holder_and_is_taken_over_after_expiry(store: &Store) {
             .await
             .unwrap()
     );
-    assert!(!other.try_acquire_lease(name, "instance-b", long).await.unwrap());
+    assert!(
+        !other
+            .try_acquire_lease(name, "instance-b", long)
+            .await
+            .unwrap()
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(store.lease(name).await.unwrap().unwrap().expired);
-    assert!(other.try_acquire_lease(name, "instance-b", long).await.unwrap());
+    assert!(
+        other
+            .try_acquire_lease(name, "instance-b", long)
+            .await
+            .unwrap()
+    );
     assert!(!store.renew_lease(name, "instance-a", long).await.unwrap());
-    assert!(!store.try_acquire_lease(name, "instance-a", long).await.unwrap());
-    assert_eq!(store.lease(name).await.unwrap().unwrap().holder, "instance-b");
+    assert!(
+        !store
+            .try_acquire_lease(name, "instance-a", long)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.lease(name).await.unwrap().unwrap().holder,
+        "instance-b"
+    );
 
     // Release hands it over at once; releasing what one does not hold does nothing.
     assert!(!store.release_lease(name, "instance-a").await.unwrap());
     assert!(other.release_lease(name, "instance-b").await.unwrap());
     assert_eq!(store.lease(name).await.unwrap(), None);
-    assert!(store.try_acquire_lease(name, "instance-a", long).await.unwrap());
+    assert!(
+        store
+            .try_acquire_lease(name, "instance-a", long)
+            .await
+            .unwrap()
+    );
     // Leases are independent by name.
     assert!(
         other
@@ -1699,8 +1769,17 @@ async fn copy_moves_everything_from_sqlite_into_postgres() {
             item
         })
         .collect();
-    items.push(item(reply("r1@x", "Re: case 1", "user1@contoso.com", &["m1@x"], &[])));
-    items.push(quarantined_item(&[0xff, 0xfe, 0x00, b'\r', b'\n', 0x80], "not MIME"));
+    items.push(item(reply(
+        "r1@x",
+        "Re: case 1",
+        "user1@contoso.com",
+        &["m1@x"],
+        &[],
+    )));
+    items.push(quarantined_item(
+        &[0xff, 0xfe, 0x00, b'\r', b'\n', 0x80],
+        "not MIME",
+    ));
     ingest(store, items).await;
     store
         .set_status(cs(1002), TicketStatus::Resolved, "alice", T0 + 5)
@@ -1719,8 +1798,14 @@ async fn copy_moves_everything_from_sqlite_into_postgres() {
         })
         .await
         .unwrap();
-    store.save_rendered(mails[0].id, &[0, 159, 146, 150]).await.unwrap();
-    store.mark_outbox_sent(mails[0].id, T0 + 8, "250 2.0.0 Ok").await.unwrap();
+    store
+        .save_rendered(mails[0].id, &[0, 159, 146, 150])
+        .await
+        .unwrap();
+    store
+        .mark_outbox_sent(mails[0].id, T0 + 8, "250 2.0.0 Ok")
+        .await
+        .unwrap();
     store
         .replace_accounts(&[account("Contoso", None, Relationship::ElasticboxArm)])
         .await
@@ -1768,6 +1853,7 @@ async fn copy_moves_everything_from_sqlite_into_postgres() {
     assert_eq!(count("leases"), 1);
     assert!(count("audit_events") > 100);
     assert_eq!(report.next_ticket_number, 1042);
+    assert_eq!(report.texts_with_nul, 0);
 
     // The target reads back exactly what the source holds.
     for number in [1001, 1002, 1003, 1041] {
@@ -1791,7 +1877,10 @@ async fn copy_moves_everything_from_sqlite_into_postgres() {
         target.store.checkpoint("support", "INBOX").await.unwrap(),
         store.checkpoint("support", "INBOX").await.unwrap()
     );
-    assert_eq!(target.store.accounts().await.unwrap(), store.accounts().await.unwrap());
+    assert_eq!(
+        target.store.accounts().await.unwrap(),
+        store.accounts().await.unwrap()
+    );
     assert!(target.store.staff_account("alice").await.unwrap().is_some());
     assert_eq!(
         target.store.api_token("aa11").await.unwrap().unwrap().name,
@@ -1799,7 +1888,11 @@ async fn copy_moves_everything_from_sqlite_into_postgres() {
     );
     // Idempotency keys came along: the same mail again is a duplicate, and
     // new mail continues the numbering and the ids.
-    let again = item(message("m5@x", "case 5 'quoted' -- ; DROP TABLE tickets", "user5@contoso.com"));
+    let again = item(message(
+        "m5@x",
+        "case 5 'quoted' -- ; DROP TABLE tickets",
+        "user5@contoso.com",
+    ));
     assert_eq!(
         ingest(&target.store, vec![again]).await,
         vec![IngestOutcome::Duplicate(cs(1006))]

@@ -5,11 +5,12 @@
 //! (`WITH ORDINALITY … ORDER BY`), so audit events read back in the order
 //! SQLite writes them.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use sqlx::postgres::PgConnection;
 use sqlx::{PgPool, Postgres, Transaction};
-use supportd_core::{Classification, Priority, QueueName, RouteDecision, TicketStatus};
+use supportd_core::{Address, Classification, Priority, QueueName, RouteDecision, TicketStatus};
 
 use crate::codec::{self, to_i64, to_json};
 use crate::model::{AuditKind, Checkpoint, IngestContent, IngestItem, IngestOutcome};
@@ -17,8 +18,8 @@ use crate::outbox::{OutboxPolicy, OutboxStatus, PlannedMail, outbox_message_id, 
 use crate::plan::{self, IdAllocator, Known, LookupKeys, Step};
 use crate::write::{
     KnownRows, NewMessage, SYSTEM_ACTOR, automatic_reply_detail, created_detail,
-    created_recipients, named_outbox_rows, outbox_written_event, quarantined_detail,
-    routed_detail, status_change_detail, threaded_detail, ticket_ref,
+    created_recipients, named_outbox_rows, outbox_written_event, quarantined_detail, routed_detail,
+    status_change_detail, threaded_detail, ticket_ref,
 };
 
 /// One attempt at a batch, in one transaction.
@@ -28,6 +29,7 @@ pub(super) async fn ingest_once(
     items: &[IngestItem],
     checkpoint: Option<&Checkpoint>,
 ) -> Result<Vec<IngestOutcome>, sqlx::Error> {
+    let items = &without_nul(items)[..];
     let mut transaction = pool.begin().await?;
     let keys = plan::lookup_keys(items);
     let mut known = known(&mut transaction, &keys).await?;
@@ -116,12 +118,166 @@ pub(super) async fn ingest_once(
         write_checkpoint(
             &mut transaction,
             checkpoint,
-            items.first().map_or_else(crate::unix_now, |item| item.received_at),
+            items
+                .first()
+                .map_or_else(crate::unix_now, |item| item.received_at),
         )
         .await?;
     }
     transaction.commit().await?;
     Ok(outcomes)
+}
+
+/// PostgreSQL text cannot hold U+0000, which mail may carry (a NUL in a
+/// body or a header). Such characters become U+FFFD in every text the
+/// store keeps or looks up, before planning, so lookups and writes agree;
+/// the raw bytes (BYTEA) keep the mail exactly as received. Items without
+/// NUL are not copied.
+pub(super) fn without_nul(items: &[IngestItem]) -> Cow<'_, [IngestItem]> {
+    if !items.iter().any(item_has_nul) {
+        return Cow::Borrowed(items);
+    }
+    Cow::Owned(
+        items
+            .iter()
+            .map(|item| {
+                let mut item = item.clone();
+                if item_has_nul(&item) {
+                    clean_item(&mut item);
+                }
+                item
+            })
+            .collect(),
+    )
+}
+
+fn has_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
+fn clean(text: &mut String) {
+    if has_nul(text) {
+        *text = text.replace('\0', "\u{FFFD}");
+    }
+}
+
+fn address_has_nul(address: &Address) -> bool {
+    has_nul(&address.email) || address.name.as_deref().is_some_and(has_nul)
+}
+
+fn clean_address(address: &mut Address) {
+    clean(&mut address.email);
+    if let Some(name) = &mut address.name {
+        clean(name);
+    }
+}
+
+fn item_has_nul(item: &IngestItem) -> bool {
+    has_nul(&item.source.mailbox)
+        || match &item.content {
+            IngestContent::Parsed { message, route, .. } => {
+                [
+                    &message.message_id,
+                    &message.content_hash,
+                    &message.subject,
+                    &message.body_text,
+                    &message.new_text,
+                    &message.forwarded_text,
+                    &route.rule,
+                ]
+                .into_iter()
+                .any(|text| has_nul(text))
+                    || message.body_html.as_deref().is_some_and(has_nul)
+                    || message
+                        .in_reply_to
+                        .iter()
+                        .chain(&message.references)
+                        .any(|id| has_nul(id))
+                    || message
+                        .from
+                        .iter()
+                        .chain(&message.reply_to)
+                        .chain(&message.to)
+                        .chain(&message.cc)
+                        .any(address_has_nul)
+                    || message.attachments.iter().any(|attachment| {
+                        has_nul(&attachment.filename)
+                            || has_nul(&attachment.content_type)
+                            || has_nul(&attachment.sha256)
+                    })
+            }
+            IngestContent::Quarantined {
+                quarantine_reason,
+                message_id,
+                content_hash,
+                subject,
+                from,
+                ..
+            } => {
+                [quarantine_reason, message_id, content_hash, subject]
+                    .into_iter()
+                    .any(|text| has_nul(text))
+                    || from.as_ref().is_some_and(address_has_nul)
+            }
+        }
+}
+
+fn clean_item(item: &mut IngestItem) {
+    clean(&mut item.source.mailbox);
+    match &mut item.content {
+        IngestContent::Parsed { message, route, .. } => {
+            for text in [
+                &mut message.message_id,
+                &mut message.content_hash,
+                &mut message.subject,
+                &mut message.body_text,
+                &mut message.new_text,
+                &mut message.forwarded_text,
+                &mut route.rule,
+            ] {
+                clean(text);
+            }
+            if let Some(html) = &mut message.body_html {
+                clean(html);
+            }
+            for id in message
+                .in_reply_to
+                .iter_mut()
+                .chain(&mut message.references)
+            {
+                clean(id);
+            }
+            for address in message
+                .from
+                .iter_mut()
+                .chain(&mut message.reply_to)
+                .chain(&mut message.to)
+                .chain(&mut message.cc)
+            {
+                clean_address(address);
+            }
+            for attachment in &mut message.attachments {
+                clean(&mut attachment.filename);
+                clean(&mut attachment.content_type);
+                clean(&mut attachment.sha256);
+            }
+        }
+        IngestContent::Quarantined {
+            quarantine_reason,
+            message_id,
+            content_hash,
+            subject,
+            from,
+            ..
+        } => {
+            for text in [quarantine_reason, message_id, content_hash, subject] {
+                clean(text);
+            }
+            if let Some(address) = from {
+                clean_address(address);
+            }
+        }
+    }
 }
 
 /// Draws `count` values of `sequence`, ascending.
@@ -298,7 +454,8 @@ impl BatchRows {
                 let new_message = NewMessage::parsed(message);
                 self.tickets
                     .push_routed(ticket, at, &new_message, classification, route);
-                self.messages.push(ticket, message_row, item, &new_message)?;
+                self.messages
+                    .push(ticket, message_row, item, &new_message)?;
                 self.attachments.push(message_row, &new_message);
                 self.classifications.push(message_row, classification)?;
                 self.routes.push(ticket, message_row, at, route)?;
@@ -331,7 +488,8 @@ impl BatchRows {
                 },
             ) => {
                 let new_message = NewMessage::parsed(message);
-                self.messages.push(ticket, message_row, item, &new_message)?;
+                self.messages
+                    .push(ticket, message_row, item, &new_message)?;
                 self.attachments.push(message_row, &new_message);
                 self.classifications.push(message_row, classification)?;
                 let touched = self.touched.entry(ticket).or_insert((at, false));
@@ -365,8 +523,10 @@ impl BatchRows {
                 let Some(new_message) = NewMessage::quarantined(item) else {
                     return Err(plan_mismatch(step));
                 };
-                self.tickets.push_quarantined(ticket, at, *due, &new_message);
-                self.messages.push(ticket, message_row, item, &new_message)?;
+                self.tickets
+                    .push_quarantined(ticket, at, *due, &new_message);
+                self.messages
+                    .push(ticket, message_row, item, &new_message)?;
                 self.audit.push(
                     ticket,
                     at,
@@ -397,8 +557,16 @@ impl BatchRows {
         now: i64,
     ) -> Result<String, sqlx::Error> {
         let message_id = outbox_message_id(id, &policy.message_id_domain);
-        self.outbox
-            .push(id, ticket, planned, &message_id, source_message, body, actor, now)?;
+        self.outbox.push(
+            id,
+            ticket,
+            planned,
+            &message_id,
+            source_message,
+            body,
+            actor,
+            now,
+        )?;
         let (kind, detail) = outbox_written_event(id, planned, &message_id);
         self.audit.push(ticket, now, &kind, actor, &detail)?;
         Ok(message_id)
@@ -423,10 +591,11 @@ impl BatchRows {
         let mut suppressed = Vec::new();
         if permanent {
             for (outbox_id, recipient_key) in &named {
-                let entry = self
-                    .suppressions
-                    .entry(recipient_key.clone())
-                    .or_insert((until, String::new(), now));
+                let entry = self.suppressions.entry(recipient_key.clone()).or_insert((
+                    until,
+                    String::new(),
+                    now,
+                ));
                 entry.0 = entry.0.max(until);
                 entry.1 = format!("permanent bounce of outbox row {outbox_id}");
                 suppressed.push(recipient_key.clone());
@@ -438,7 +607,14 @@ impl BatchRows {
             now,
             &AuditKind::AutomaticReplyAttached,
             SYSTEM_ACTOR,
-            &automatic_reply_detail(message_id, bounce, permanent, &outbox_ids, &suppressed, until),
+            &automatic_reply_detail(
+                message_id,
+                bounce,
+                permanent,
+                &outbox_ids,
+                &suppressed,
+                until,
+            ),
         )
     }
 
@@ -534,7 +710,14 @@ impl TicketColumns {
         classification: &Classification,
         route: &RouteDecision,
     ) {
-        self.push(number, at, route.queue.as_str(), route.priority, route.first_response_due, message);
+        self.push(
+            number,
+            at,
+            route.queue.as_str(),
+            route.priority,
+            route.first_response_due,
+            message,
+        );
         self.tier.push(Some(classification.tier.slug().to_owned()));
         self.category
             .push(Some(classification.category.slug().to_owned()));
@@ -546,7 +729,14 @@ impl TicketColumns {
 
     /// A quarantine ticket: no labels.
     fn push_quarantined(&mut self, number: i64, at: i64, due: i64, message: &NewMessage<'_>) {
-        self.push(number, at, QueueName::QUARANTINE, Priority::Normal, due, message);
+        self.push(
+            number,
+            at,
+            QueueName::QUARANTINE,
+            Priority::Normal,
+            due,
+            message,
+        );
         self.tier.push(None);
         self.category.push(None);
         self.in_scope.push(None);
@@ -811,7 +1001,8 @@ impl ClassificationColumns {
     ) -> Result<(), sqlx::Error> {
         self.message_id.push(message_row);
         self.tier.push(classification.tier.slug().to_owned());
-        self.category.push(classification.category.slug().to_owned());
+        self.category
+            .push(classification.category.slug().to_owned());
         self.in_scope.push(classification.in_scope);
         self.microsoft.push(classification.microsoft);
         self.confidence

@@ -66,12 +66,12 @@ impl PgStore {
     /// the password may come from the URL or `PGPASSWORD`). Does not migrate.
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
         let database = redact_url(url);
-        let options: PgConnectOptions = url.parse().map_err(|error: sqlx::Error| {
-            StoreError::InvalidUrl {
-                url: database.clone(),
-                reason: error.to_string(),
-            }
-        })?;
+        let options: PgConnectOptions =
+            url.parse()
+                .map_err(|error: sqlx::Error| StoreError::InvalidUrl {
+                    url: database.clone(),
+                    reason: error.to_string(),
+                })?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -258,9 +258,7 @@ impl PgStore {
         let doing = "replacing the account directory";
         let mut columns = AccountColumns::default();
         for (position, record) in records.iter().enumerate() {
-            columns
-                .push(position, record)
-                .map_err(self.error(doing))?;
+            columns.push(position, record).map_err(self.error(doing))?;
         }
         let mut transaction = self.pool.begin().await.map_err(self.error(doing))?;
         sqlx::query("DELETE FROM accounts")
@@ -484,7 +482,10 @@ impl AccountColumns {
 /// deadlock.
 fn is_write_conflict(error: &sqlx::Error) -> bool {
     matches!(
-        error.as_database_error().and_then(|error| error.code()).as_deref(),
+        error
+            .as_database_error()
+            .and_then(|error| error.code())
+            .as_deref(),
         Some("23505" | "40001" | "40P01")
     )
 }

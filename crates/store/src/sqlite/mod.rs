@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use supportd_core::{AccountRecord, Priority, TicketRef, TicketStatus};
+use supportd_core::{AccountRecord, TicketRef, TicketStatus};
 
 use crate::codec::{self, to_i64};
 use crate::error::StoreError;

@@ -194,7 +194,14 @@ pub(crate) async fn attach_automatic_reply(
         now,
         AuditKind::AutomaticReplyAttached,
         SYSTEM_ACTOR,
-        automatic_reply_detail(message_id, bounce, permanent, &outbox_ids, &suppressed, until),
+        automatic_reply_detail(
+            message_id,
+            bounce,
+            permanent,
+            &outbox_ids,
+            &suppressed,
+            until,
+        ),
     )
     .await
 }
