@@ -84,7 +84,7 @@ pub use model::{
     StoredRoute, TicketDetail, TicketLabels, TicketOrder, TicketSummary,
 };
 pub use outbox::{OutboxClaim, OutboxKind, OutboxMail, OutboxPolicy, OutboxStatus, TICKET_HEADER};
-pub use postgres::PgStore;
+pub use postgres::{PgStore, redact_url};
 pub use sqlite::SqliteStore;
 pub use staff::{NewSession, ParseStaffRoleError, Principal, StaffAccount, StaffRole};
 

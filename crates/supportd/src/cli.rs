@@ -459,8 +459,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: TokenCommand::Create { name, role },
         } => staff_cli::create_token(&open_store(&settings).await?, &name, &role).await,
         Command::Migrate => {
-            open_store(&settings).await?;
-            println!("database {} is up to date", settings.database_url);
+            let store = open_store(&settings).await?;
+            println!("database {} is up to date", store.database());
             Ok(())
         }
         Command::Copy { from, to } => {
@@ -471,7 +471,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let pipeline = Pipeline::load(&settings, Directory::from_records(Vec::new()))?;
             println!("configuration {} is valid", settings.config_path.display());
-            println!("  database: {}", settings.database_url);
+            println!(
+                "  database: {}",
+                supportd_store::redact_url(&settings.database_url)
+            );
             println!(
                 "  classifier rules: {}",
                 settings.classifier_rules_path.display()

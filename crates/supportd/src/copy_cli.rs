@@ -14,9 +14,12 @@ pub async fn copy(from: &str, to: &str) -> anyhow::Result<()> {
     {
         bail!("the source database {path} does not exist");
     }
-    let source = Store::open(from)
-        .await
-        .with_context(|| format!("cannot open the source database {from}"))?;
+    let source = Store::open(from).await.with_context(|| {
+        format!(
+            "cannot open the source database {}",
+            supportd_store::redact_url(from)
+        )
+    })?;
     let target = Store::open(to)
         .await
         .context("cannot open the target database")?;

@@ -491,7 +491,7 @@ fn is_write_conflict(error: &sqlx::Error) -> bool {
 }
 
 /// The URL with its password replaced, safe for logs.
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
