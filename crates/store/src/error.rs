@@ -61,6 +61,13 @@ impl StoreError {
                 doing,
                 source: error,
             },
+            sqlx::Error::Database(database_error)
+                if database_error
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some() =>
+            {
+                postgres_error(database, doing, error)
+            }
             sqlx::Error::Database(database_error) => {
                 // SQLite reports extended result codes; the low byte is the primary code.
                 let primary = database_error
@@ -104,6 +111,33 @@ impl StoreError {
     /// True when retrying later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// Sorts a PostgreSQL error by its SQLSTATE class: connection trouble,
+/// resources, shutdown and lost serialization races are worth a retry; data
+/// corruption needs an operator; anything else is unexpected.
+fn postgres_error(database: &str, doing: &'static str, error: sqlx::Error) -> StoreError {
+    let code = error
+        .as_database_error()
+        .and_then(|error| error.code())
+        .map(|code| code.into_owned())
+        .unwrap_or_default();
+    let class = code.get(..2).unwrap_or_default();
+    if matches!(class, "08" | "53" | "57" | "40") {
+        StoreError::Unavailable {
+            database: database.to_owned(),
+            doing,
+            source: error,
+        }
+    } else if code == "XX001" || code == "XX002" {
+        StoreError::Corrupt {
+            database: database.to_owned(),
+            doing,
+            detail: error.to_string(),
+        }
+    } else {
+        unexpected(database, doing, error)
     }
 }
 

@@ -4,9 +4,9 @@
 //! # Overview
 //!
 //! - [`Store`] is the handle every caller uses: an enum with one variant per
-//!   backend ([`SqliteStore`] today; PostgreSQL comes later) whose async
-//!   methods match on the variant. Callers never name a backend; adding one
-//!   touches only this crate. `Store` is cheap to clone (a pool inside).
+//!   backend ([`SqliteStore`], [`PgStore`]) whose async methods match on the
+//!   variant. Callers never name a backend; the URL chooses it. `Store` is
+//!   cheap to clone (a pool inside).
 //! - [`IngestItem`] is what the pipeline hands over for one raw message: the
 //!   bytes, its [`SourcePosition`], and [`IngestContent`], either the parsed
 //!   `InboundMessage` with its `Classification` and `RouteDecision`, or the
@@ -26,7 +26,12 @@
 //!   (`Unavailable`), call an operator (`Corrupt`, `Migration`), fix the
 //!   configuration (`InvalidUrl`), or a bug (`Unexpected`).
 //!
-//! # Schema (`migrations/sqlite`)
+//! - [`Lease`]s let several instances share work: one holder per name, taken
+//!   over after its expiry ([`Store::try_acquire_lease`]).
+//! - [`Store::copy_to`] moves a whole database into another (SQLite into
+//!   PostgreSQL), and answers a [`CopyReport`] of counts and checksums.
+//!
+//! # Schema (`migrations/sqlite`, `migrations/postgres`)
 //!
 //! `tickets` (the number is the primary key; labels NULL when quarantined) ←
 //! `messages` (parsed fields, idempotency keys, source position) ← `raw_messages`
@@ -46,29 +51,40 @@
 //!   (a test stores every slug); code binds slugs and reads them back with
 //!   `FromStr` (`codec`), and writes no status or priority literal in SQL.
 //! - Ingest decides in memory (`plan`, pure) from what one lookup per kind of key
-//!   found, then writes; the backend only fetches facts and stores steps.
+//!   found, then writes; the backend only fetches facts and stores steps. What
+//!   a step writes (audit details, staff replies) is decided once, in `write`.
+//! - Both schemas mean the same: same tables, columns, CHECKs and triggers;
+//!   `rows` reads either.
 //! - The raw bytes of every message are kept, parsed or not.
 
 mod codec;
+mod copy;
 mod error;
+mod lease;
 mod model;
 mod outbox;
 mod plan;
+mod postgres;
+mod rows;
 mod sqlite;
 mod staff;
+mod write;
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use supportd_core::{AccountRecord, TicketRef, TicketStatus};
 
+pub use copy::{CopyReport, TableCount};
 pub use error::StoreError;
+pub use lease::Lease;
 pub use model::{
     AuditEvent, AuditKind, Checkpoint, ImapUid, IngestContent, IngestItem, IngestOutcome,
     ParseSourceKindError, QueueQuery, QueueSummary, SourceKind, SourcePosition, StoredMessage,
     StoredRoute, TicketDetail, TicketLabels, TicketOrder, TicketSummary,
 };
 pub use outbox::{OutboxClaim, OutboxKind, OutboxMail, OutboxPolicy, OutboxStatus, TICKET_HEADER};
+pub use postgres::{PgStore, redact_url};
 pub use sqlite::SqliteStore;
 pub use staff::{NewSession, ParseStaffRoleError, Principal, StaffAccount, StaffRole};
 
@@ -77,26 +93,42 @@ pub use staff::{NewSession, ParseStaffRoleError, Principal, StaffAccount, StaffR
 pub enum Store {
     /// An embedded SQLite file: the default, for one `supportd serve`.
     Sqlite(SqliteStore),
+    /// A PostgreSQL database, shared by any number of `supportd serve`.
+    Postgres(PgStore),
+}
+
+/// Runs the same call on whichever backend the store is.
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($store) => $call,
+            Store::Postgres($store) => $call,
+        }
+    };
 }
 
 impl Store {
     /// Opens the database named by `url`: `sqlite://data/supportd.db` or
     /// `sqlite:path/to/file.db` (relative paths are relative to the working
-    /// directory). Creates the file and its parent directory when missing.
-    /// Does not migrate: call [`Store::migrate`].
+    /// directory; the file and its parent directory are created when missing),
+    /// or `postgres://user[:password]@host[:port]/database` (also
+    /// `postgresql://`; the database must exist). Does not migrate: call
+    /// [`Store::migrate`].
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let invalid = |reason: &str| StoreError::InvalidUrl {
             url: url.to_owned(),
             reason: reason.to_owned(),
         };
-        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            return Err(invalid("PostgreSQL is not supported by this build yet"));
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return PgStore::open(url).await.map(Store::Postgres);
         }
         let Some(rest) = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
         else {
-            return Err(invalid("expected sqlite://<path> or sqlite:<path>"));
+            return Err(invalid(
+                "expected sqlite://<path>, sqlite:<path> or postgres://<user>@<host>/<database>",
+            ));
         };
         if rest.contains('?') {
             return Err(invalid(
@@ -115,28 +147,23 @@ impl Store {
     pub fn with_outbox_policy(self, policy: OutboxPolicy) -> Store {
         match self {
             Store::Sqlite(store) => Store::Sqlite(store.with_outbox_policy(policy)),
+            Store::Postgres(store) => Store::Postgres(store.with_outbox_policy(policy)),
         }
     }
 
-    /// The database (file path), for logs and error messages.
+    /// The database (file path, or URL without password), for logs and error messages.
     pub fn database(&self) -> &str {
-        match self {
-            Store::Sqlite(store) => store.database(),
-        }
+        dispatch!(self, store => store.database())
     }
 
     /// Applies the migrations not yet applied. Safe to call on every start.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(store) => store.migrate().await,
-        }
+        dispatch!(self, store => store.migrate().await)
     }
 
     /// Closes the connections; pending operations finish first.
     pub async fn close(&self) {
-        match self {
-            Store::Sqlite(store) => store.close().await,
-        }
+        dispatch!(self, store => store.close().await)
     }
 
     /// Stores a batch of messages in ONE transaction, in order, and returns one
@@ -162,9 +189,7 @@ impl Store {
         &self,
         items: &[IngestItem],
     ) -> Result<Vec<IngestOutcome>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.ingest_batch(items, None).await,
-        }
+        dispatch!(self, store => store.ingest_batch(items, None).await)
     }
 
     /// [`Store::ingest_batch`] for an IMAP folder: also moves the folder's
@@ -177,9 +202,7 @@ impl Store {
         items: &[IngestItem],
         checkpoint: &Checkpoint,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.ingest_batch(items, Some(checkpoint)).await,
-        }
+        dispatch!(self, store => store.ingest_batch(items, Some(checkpoint)).await)
     }
 
     /// Which of `uids` (of the IMAP folder stored as `mailbox`, e.g.
@@ -191,9 +214,7 @@ impl Store {
         uidvalidity: u32,
         uids: &[u32],
     ) -> Result<Vec<u32>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.stored_imap_uids(mailbox, uidvalidity, uids).await,
-        }
+        dispatch!(self, store => store.stored_imap_uids(mailbox, uidvalidity, uids).await)
     }
 
     /// Where intake stands in `folder` of `mailbox`; `None` before the first batch.
@@ -202,9 +223,7 @@ impl Store {
         mailbox: &str,
         folder: &str,
     ) -> Result<Option<Checkpoint>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.checkpoint(mailbox, folder).await,
-        }
+        dispatch!(self, store => store.checkpoint(mailbox, folder).await)
     }
 
     /// Sets a ticket's status on behalf of `actor` (a staff login, or
@@ -218,24 +237,18 @@ impl Store {
         actor: &str,
         at: i64,
     ) -> Result<Option<TicketStatus>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.set_status(ticket_ref, status, actor, at).await,
-        }
+        dispatch!(self, store => store.set_status(ticket_ref, status, actor, at).await)
     }
 
     /// Replaces the whole account directory with `records`, in one transaction,
     /// keeping their order. Returns how many were stored.
     pub async fn replace_accounts(&self, records: &[AccountRecord]) -> Result<usize, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.replace_accounts(records).await,
-        }
+        dispatch!(self, store => store.replace_accounts(records).await)
     }
 
     /// The account directory, in the order it was stored.
     pub async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.accounts().await,
-        }
+        dispatch!(self, store => store.accounts().await)
     }
 
     /// Every queue that holds a ticket (of any status), by name, with its open
@@ -248,9 +261,7 @@ impl Store {
 
     /// [`Store::queue_summaries`] as of `now` (Unix seconds).
     pub async fn queue_summaries_at(&self, now: i64) -> Result<Vec<QueueSummary>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.queue_summaries_at(now).await,
-        }
+        dispatch!(self, store => store.queue_summaries_at(now).await)
     }
 
     /// A page of tickets of one queue and status, ordered by ticket number.
@@ -258,26 +269,20 @@ impl Store {
         &self,
         query: &QueueQuery,
     ) -> Result<Vec<TicketSummary>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.queue_tickets(query).await,
-        }
+        dispatch!(self, store => store.queue_tickets(query).await)
     }
 
     /// A ticket with its messages (oldest first, attachment metadata and
     /// classification included), routing decisions and audit trail; `None`
     /// when there is no such ticket.
     pub async fn ticket(&self, ticket_ref: TicketRef) -> Result<Option<TicketDetail>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.ticket(ticket_ref).await,
-        }
+        dispatch!(self, store => store.ticket(ticket_ref).await)
     }
 
     /// The raw bytes of a stored message (by [`StoredMessage::id`]), exactly as
     /// received; `None` when there is no such message.
     pub async fn raw_message(&self, message_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.raw_message(message_id).await,
-        }
+        dispatch!(self, store => store.raw_message(message_id).await)
     }
 }
 
@@ -289,24 +294,18 @@ impl Store {
     /// `claim.lease_s` seconds, counting an attempt on each. A row whose lease
     /// ran out (its worker crashed) is claimed again.
     pub async fn claim_outbox(&self, claim: OutboxClaim) -> Result<Vec<OutboxMail>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.claim_outbox(claim).await,
-        }
+        dispatch!(self, store => store.claim_outbox(claim).await)
     }
 
     /// Keeps the bytes of a row's first rendering; later calls change nothing,
     /// so every retry sends the same mail.
     pub async fn save_rendered(&self, id: i64, rendered: &[u8]) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(store) => store.save_rendered(id, rendered).await,
-        }
+        dispatch!(self, store => store.save_rendered(id, rendered).await)
     }
 
     /// The server accepted the mail: `sent`, with a `mail_sent` audit event.
     pub async fn mark_outbox_sent(&self, id: i64, now: i64, reply: &str) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(store) => store.mark_outbox_sent(id, now, reply).await,
-        }
+        dispatch!(self, store => store.mark_outbox_sent(id, now, reply).await)
     }
 
     /// A temporary failure: try again at `next_attempt_at`, keeping `error`.
@@ -317,13 +316,7 @@ impl Store {
         next_attempt_at: i64,
         error: &str,
     ) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(store) => {
-                store
-                    .mark_outbox_retry(id, now, next_attempt_at, error)
-                    .await
-            }
-        }
+        dispatch!(self, store => store.mark_outbox_retry(id, now, next_attempt_at, error).await)
     }
 
     /// A permanent failure: `dead` with the reason, and a `mail_dead` audit event.
@@ -333,17 +326,13 @@ impl Store {
         now: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(store) => store.mark_outbox_dead(id, now, reason).await,
-        }
+        dispatch!(self, store => store.mark_outbox_dead(id, now, reason).await)
     }
 
     /// Queues a dead or suppressed row again, due now, attempts reset. False
     /// when there is no such row or it is queued or sent already.
     pub async fn retry_outbox(&self, id: i64, now: i64, actor: &str) -> Result<bool, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.retry_outbox(id, now, actor).await,
-        }
+        dispatch!(self, store => store.retry_outbox(id, now, actor).await)
     }
 
     /// The newest outbox rows, optionally of one status.
@@ -352,9 +341,7 @@ impl Store {
         status: Option<OutboxStatus>,
         limit: u32,
     ) -> Result<Vec<OutboxMail>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.outbox(status, limit).await,
-        }
+        dispatch!(self, store => store.outbox(status, limit).await)
     }
 
     /// Queues a staff reply on a ticket, threaded to the ticket's latest
@@ -367,9 +354,7 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.queue_staff_reply(ticket_ref, body, actor, now).await,
-        }
+        dispatch!(self, store => store.queue_staff_reply(ticket_ref, body, actor, now).await)
     }
 }
 
@@ -378,9 +363,7 @@ impl Store {
 impl Store {
     /// Answers when the database can run a query: the readiness probe.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(store) => store.ping().await,
-        }
+        dispatch!(self, store => store.ping().await)
     }
 
     /// Adds a staff account; false when the name is taken (nothing changed).
@@ -391,37 +374,27 @@ impl Store {
         password_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.add_staff(name, role, password_hash, now).await,
-        }
+        dispatch!(self, store => store.add_staff(name, role, password_hash, now).await)
     }
 
     /// The staff account of a login, to check its password.
     pub async fn staff_account(&self, name: &str) -> Result<Option<StaffAccount>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.staff_account(name).await,
-        }
+        dispatch!(self, store => store.staff_account(name).await)
     }
 
     /// Stores a session at login (and forgets expired ones).
     pub async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(store) => store.create_session(session).await,
-        }
+        dispatch!(self, store => store.create_session(session).await)
     }
 
     /// Who holds the session whose id hashes to `id_hash`, unless it expired by `now`.
     pub async fn session(&self, id_hash: &str, now: i64) -> Result<Option<Principal>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.session(id_hash, now).await,
-        }
+        dispatch!(self, store => store.session(id_hash, now).await)
     }
 
     /// Ends a session (logout); nothing happens when there is none.
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(store) => store.delete_session(id_hash).await,
-        }
+        dispatch!(self, store => store.delete_session(id_hash).await)
     }
 
     /// Adds an API token by its hash; false when the name is taken.
@@ -432,16 +405,51 @@ impl Store {
         token_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.add_api_token(name, role, token_hash, now).await,
-        }
+        dispatch!(self, store => store.add_api_token(name, role, token_hash, now).await)
     }
 
     /// Who holds the API token whose hash is `token_hash`.
     pub async fn api_token(&self, token_hash: &str) -> Result<Option<Principal>, StoreError> {
-        match self {
-            Store::Sqlite(store) => store.api_token(token_hash).await,
-        }
+        dispatch!(self, store => store.api_token(token_hash).await)
+    }
+}
+
+/// Named leases, so that several instances share work without doing it twice:
+/// each IMAP folder is polled by whoever holds its lease. Expiry is judged by
+/// the database's clock.
+impl Store {
+    /// Takes the lease `name` for `holder` for `ttl`, when it is free, expired,
+    /// or already `holder`'s (then it is extended). True when `holder` holds it now.
+    pub async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.try_acquire_lease(name, holder, ttl).await)
+    }
+
+    /// Extends `holder`'s lease to `ttl` from now. False when `holder` no
+    /// longer holds it (another instance took it over after it expired): the
+    /// caller must stop the work the lease guards.
+    pub async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.renew_lease(name, holder, ttl).await)
+    }
+
+    /// Gives the lease up at once (a clean shutdown), so another instance
+    /// need not wait for its expiry. False when `holder` did not hold it.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.release_lease(name, holder).await)
+    }
+
+    /// The lease `name` as stored, expired or not; `None` when nobody holds it.
+    pub async fn lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        dispatch!(self, store => store.lease(name).await)
     }
 }
 

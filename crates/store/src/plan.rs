@@ -33,7 +33,7 @@ pub(crate) struct LookupKeys {
 
 /// What the database holds for a batch's [`LookupKeys`]; planning adds the
 /// batch's own items as it goes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Known {
     /// Ticket of the stored message with this `(message_id, content_hash)`.
     pub message_keys: HashMap<(String, String), i64>,
@@ -53,33 +53,105 @@ pub(crate) struct Known {
 }
 
 /// Hands out ticket numbers and message ids for one batch. The backend makes
-/// sure nobody else takes them before the batch commits (SQLite: the write
-/// lock of `BEGIN IMMEDIATE`).
+/// sure nobody else takes them before the batch commits: SQLite counts up
+/// from the last ids in use under the write lock of `BEGIN IMMEDIATE`
+/// ([`IdAllocator::new`]); PostgreSQL draws them from its sequences
+/// ([`IdAllocator::reserved`]) after a first planning pass counted them.
 #[derive(Debug)]
 pub(crate) struct IdAllocator {
-    /// The last ticket number in use.
-    last_ticket: i64,
-    /// The last message id in use.
-    last_message: i64,
+    tickets: IdSource,
+    messages: IdSource,
 }
 
-impl IdAllocator {
-    pub(crate) fn new(last_ticket: i64, last_message: i64) -> Self {
-        IdAllocator {
-            last_ticket,
-            last_message,
+#[derive(Debug)]
+enum IdSource {
+    /// The last id in use; the next is one more.
+    After(i64),
+    /// Ids drawn ahead, handed out in order; `missing` counts requests past them.
+    Reserved {
+        ids: std::collections::VecDeque<i64>,
+        missing: usize,
+    },
+}
+
+impl IdSource {
+    fn next(&mut self) -> i64 {
+        match self {
+            IdSource::After(last) => {
+                *last += 1;
+                *last
+            }
+            IdSource::Reserved { ids, missing } => ids.pop_front().unwrap_or_else(|| {
+                *missing += 1;
+                0
+            }),
         }
     }
 
+    fn missing(&self) -> usize {
+        match self {
+            IdSource::After(_) => 0,
+            IdSource::Reserved { missing, .. } => *missing,
+        }
+    }
+}
+
+impl IdAllocator {
+    /// Counts up from the last ticket number and message id in use.
+    pub(crate) fn new(last_ticket: i64, last_message: i64) -> Self {
+        IdAllocator {
+            tickets: IdSource::After(last_ticket),
+            messages: IdSource::After(last_message),
+        }
+    }
+
+    /// Hands out exactly these ids, in order.
+    pub(crate) fn reserved(tickets: Vec<i64>, messages: Vec<i64>) -> Self {
+        IdAllocator {
+            tickets: IdSource::Reserved {
+                ids: tickets.into(),
+                missing: 0,
+            },
+            messages: IdSource::Reserved {
+                ids: messages.into(),
+                missing: 0,
+            },
+        }
+    }
+
+    /// How many ids were asked for beyond the reserved ones (then handed out
+    /// as 0): the plan must not be written.
+    pub(crate) fn missing(&self) -> usize {
+        self.tickets.missing() + self.messages.missing()
+    }
+
     fn next_ticket(&mut self) -> i64 {
-        self.last_ticket += 1;
-        self.last_ticket
+        self.tickets.next()
     }
 
     fn next_message(&mut self) -> i64 {
-        self.last_message += 1;
-        self.last_message
+        self.messages.next()
     }
+}
+
+/// How many new tickets and messages `items` need, planned against `known`
+/// without touching it. Tickets created by the batch get placeholder numbers
+/// no subject tag can name, so the real plan (where a later item may tag a
+/// ticket created earlier in the batch and thread instead of creating) needs
+/// at most as many tickets and exactly as many messages.
+pub(crate) fn count_new_ids(items: &[IngestItem], known: &Known) -> (usize, usize) {
+    let mut known = known.clone();
+    let mut placeholders = IdAllocator::new(i64::MIN / 2, i64::MIN / 2);
+    let steps = plan_batch(items, &mut known, &mut placeholders);
+    let tickets = steps
+        .iter()
+        .filter(|step| matches!(step, Step::Create { .. } | Step::Quarantine { .. }))
+        .count();
+    let messages = steps
+        .iter()
+        .filter(|step| !matches!(step, Step::Duplicate { .. }))
+        .count();
+    (tickets, messages)
 }
 
 /// What to write for one item.
@@ -528,6 +600,44 @@ mod tests {
                 reopen_from: None
             }
         );
+    }
+
+    #[test]
+    fn reserved_ids_plan_like_counted_ones_and_a_tag_of_a_new_ticket_threads() {
+        let items = [
+            parsed("root@x", "VM down", &[], &[]),
+            parsed("dup@x", "x", &[], &[]),
+            parsed("dup@x", "x", &[], &[]),
+            parsed("t@x", "Re: [CS-5001] VM down", &[], &[]),
+        ];
+        let known = Known::default();
+        // Placeholders: the tag names no ticket, so 3 tickets for 3 messages.
+        assert_eq!(count_new_ids(&items, &known), (3, 3));
+        let mut ids = IdAllocator::reserved(vec![5001, 5007, 5008], vec![70, 71, 72]);
+        let steps = plan_batch(&items, &mut known.clone(), &mut ids);
+        assert_eq!(ids.missing(), 0);
+        assert_eq!(
+            steps,
+            [
+                Step::Create {
+                    ticket: 5001,
+                    message: 70
+                },
+                Step::Create {
+                    ticket: 5007,
+                    message: 71
+                },
+                Step::Duplicate { ticket: 5007 },
+                Step::Thread {
+                    ticket: 5001,
+                    message: 72,
+                    reopen_from: None
+                },
+            ]
+        );
+        let mut short = IdAllocator::reserved(vec![1], vec![]);
+        plan_batch(&items, &mut Known::default(), &mut short);
+        assert!(short.missing() > 0);
     }
 
     #[test]

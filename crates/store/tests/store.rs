@@ -1,17 +1,25 @@
-//! The store against real databases: every test body gets a fresh, migrated
-//! store of each backend under test (SQLite files in temp dirs today; the
-//! PostgreSQL backend joins `backends()` when it exists).
+//! The store against real databases: every test body runs twice, as
+//! `<body>::sqlite` on a fresh SQLite file in a temp dir and as
+//! `<body>::postgres` on a fresh PostgreSQL database created for the test
+//! (dropped at the end), so the tests run in parallel.
+//!
+//! PostgreSQL is found at `SUPPORTD_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, the server the tests may
+//! create databases on). When it cannot be reached, the PostgreSQL half fails
+//! under `CI=true` and is skipped with a notice otherwise.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::time::Duration;
 
 use supportd_core::{
     AccountRecord, Action, Address, Attachment, Category, Classification, Entities, InboundMessage,
     MessageFlags, Priority, QueueName, Relationship, RouteDecision, TicketRef, TicketStatus, Tier,
 };
 use supportd_store::{
-    AuditKind, Checkpoint, IngestContent, IngestItem, IngestOutcome, QueueQuery, SourceKind,
-    SourcePosition, Store, StoreError, TicketOrder,
+    AuditKind, Checkpoint, IngestContent, IngestItem, IngestOutcome, NewSession, OutboxClaim,
+    OutboxKind, OutboxStatus, QueueQuery, SourceKind, SourcePosition, StaffRole, Store, StoreError,
+    TicketOrder,
 };
 use tempfile::TempDir;
 
@@ -22,16 +30,59 @@ use tempfile::TempDir;
 #[derive(Debug, Clone, Copy)]
 enum Backend {
     Sqlite,
+    Postgres,
 }
 
-fn backends() -> Vec<Backend> {
-    vec![Backend::Sqlite]
-}
-
-/// A fresh, migrated store; the temp dir lives as long as the store.
+/// A fresh, migrated store; the temp dir or the database lives as long as it.
 struct TestStore {
     store: Store,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
+    /// The PostgreSQL database to drop at the end.
+    database: Option<String>,
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if let Some(database) = self.database.take() {
+            // Drop is synchronous and may run inside the test's runtime: drop
+            // the database from a thread with a runtime of its own.
+            let admin = postgres_admin_url();
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    use sqlx::Connection;
+                    let mut connection = sqlx::PgConnection::connect(&admin).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+                    )))
+                    .execute(&mut connection)
+                    .await
+                    .map(|_| ())
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("could not drop a test database: {dropped:?}");
+            }
+        }
+    }
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("SUPPORTD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// The URL of database `name` on the test server.
+fn postgres_url(name: &str) -> String {
+    let admin = postgres_admin_url();
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
 }
 
 async fn fresh_store(backend: Backend) -> TestStore {
@@ -41,19 +92,82 @@ async fn fresh_store(backend: Backend) -> TestStore {
             let url = format!("sqlite://{}", dir.path().join("data/supportd.db").display());
             let store = Store::open(&url).await.unwrap();
             store.migrate().await.unwrap();
-            TestStore { store, _dir: dir }
+            TestStore {
+                store,
+                _dir: Some(dir),
+                database: None,
+            }
+        }
+        Backend::Postgres => {
+            let (store, database) = fresh_postgres_database().await;
+            TestStore {
+                store,
+                _dir: None,
+                database: Some(database),
+            }
         }
     }
 }
 
-/// Runs `body` on a fresh store of every backend.
+/// A new, migrated database on the test server, with a name no other test uses.
+async fn fresh_postgres_database() -> (Store, String) {
+    use sqlx::Connection;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let database = format!(
+        "supportd_test_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        fastrand::u32(..)
+    );
+    let mut admin = sqlx::PgConnection::connect(&postgres_admin_url())
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let store = Store::open(&postgres_url(&database)).await.unwrap();
+    store.migrate().await.unwrap();
+    (store, database)
+}
+
+/// Whether the PostgreSQL half runs: fails under CI=true when the server
+/// cannot be reached, skips with a notice otherwise.
+async fn postgres_available() -> bool {
+    use sqlx::Connection;
+    let url = postgres_admin_url();
+    match sqlx::PgConnection::connect(&url).await {
+        Ok(_) => true,
+        Err(error) if std::env::var("CI").is_ok_and(|value| value == "true") => {
+            panic!("PostgreSQL at {url} is unreachable under CI=true: {error}")
+        }
+        Err(error) => {
+            eprintln!(
+                "NOTICE: PostgreSQL at {url} is unreachable ({error}); skipping the PostgreSQL half of this test."
+            );
+            false
+        }
+    }
+}
+
+/// Runs `body` as two tests, `body::sqlite` and `body::postgres`, each on a
+/// fresh store of its backend.
 macro_rules! store_test {
-    ($name:ident, $body:ident) => {
-        #[tokio::test]
-        async fn $name() {
-            for backend in backends() {
-                let test_store = fresh_store(backend).await;
-                $body(&test_store.store).await;
+    ($body:ident) => {
+        mod $body {
+            #[tokio::test]
+            async fn sqlite() {
+                let test_store = super::fresh_store(super::Backend::Sqlite).await;
+                super::$body(&test_store.store).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if !super::postgres_available().await {
+                    return;
+                }
+                let test_store = super::fresh_store(super::Backend::Postgres).await;
+                super::$body(&test_store.store).await;
             }
         }
     };
@@ -253,8 +367,8 @@ async fn open_creates_parent_directory_and_migrate_runs_twice() {
 #[tokio::test]
 async fn unusable_urls_are_refused_with_the_reason() {
     for url in [
-        "postgres://localhost/supportd",
         "mysql://x",
+        "postgres//localhost",
         "sqlite::memory:",
         "sqlite://",
         "data.db",
@@ -323,10 +437,7 @@ async fn creates_tickets_numbered_from_1001(store: &Store) {
     assert!(labels.in_scope && !labels.microsoft);
     assert!((labels.confidence - 0.875).abs() < 1e-6);
 }
-store_test!(
-    creates_tickets_numbered_from_1001_sqlite,
-    creates_tickets_numbered_from_1001
-);
+store_test!(creates_tickets_numbered_from_1001);
 
 async fn same_bytes_twice_is_a_duplicate_in_one_batch_and_across_batches(store: &Store) {
     let first = message("dup@x", "Invoice wrong", "ann@contoso.com");
@@ -355,10 +466,7 @@ async fn same_bytes_twice_is_a_duplicate_in_one_batch_and_across_batches(store: 
         ["ticket_created", "routed", "mail_queued"]
     );
 }
-store_test!(
-    same_bytes_twice_is_a_duplicate_in_one_batch_and_across_batches_sqlite,
-    same_bytes_twice_is_a_duplicate_in_one_batch_and_across_batches
-);
+store_test!(same_bytes_twice_is_a_duplicate_in_one_batch_and_across_batches);
 
 async fn an_imap_position_already_stored_is_a_duplicate(store: &Store) {
     let mut first = item(message("p1@x", "Invoice", "ann@contoso.com"));
@@ -382,10 +490,7 @@ async fn an_imap_position_already_stored_is_a_duplicate(store: &Store) {
     let source = &detail.messages[0].source;
     assert_eq!(source, &SourcePosition::imap("INBOX", 43, 7));
 }
-store_test!(
-    an_imap_position_already_stored_is_a_duplicate_sqlite,
-    an_imap_position_already_stored_is_a_duplicate
-);
+store_test!(an_imap_position_already_stored_is_a_duplicate);
 
 async fn checkpoint_moves_with_its_batch_and_only_then(store: &Store) {
     assert_eq!(store.checkpoint("support", "INBOX").await.unwrap(), None);
@@ -445,10 +550,7 @@ async fn checkpoint_moves_with_its_batch_and_only_then(store: &Store) {
         Some(checkpoint(43, 0))
     );
 }
-store_test!(
-    checkpoint_moves_with_its_batch_and_only_then_sqlite,
-    checkpoint_moves_with_its_batch_and_only_then
-);
+store_test!(checkpoint_moves_with_its_batch_and_only_then);
 
 // ---------------------------------------------------------------------------
 // Ingest: threading
@@ -486,10 +588,7 @@ async fn reply_threads_by_in_reply_to_without_rerouting(store: &Store) {
         ]
     );
 }
-store_test!(
-    reply_threads_by_in_reply_to_without_rerouting_sqlite,
-    reply_threads_by_in_reply_to_without_rerouting
-);
+store_test!(reply_threads_by_in_reply_to_without_rerouting);
 
 async fn reply_threads_by_references(store: &Store) {
     ingest(
@@ -511,10 +610,7 @@ async fn reply_threads_by_references(store: &Store) {
     let outcomes = ingest(store, vec![item(answer)]).await;
     assert_eq!(outcomes, vec![IngestOutcome::Threaded(cs(1001))]);
 }
-store_test!(
-    reply_threads_by_references_sqlite,
-    reply_threads_by_references
-);
+store_test!(reply_threads_by_references);
 
 async fn reply_threads_by_subject_tag_of_an_existing_ticket(store: &Store) {
     ingest(
@@ -549,10 +645,7 @@ async fn reply_threads_by_subject_tag_of_an_existing_ticket(store: &Store) {
         ]
     );
 }
-store_test!(
-    reply_threads_by_subject_tag_of_an_existing_ticket_sqlite,
-    reply_threads_by_subject_tag_of_an_existing_ticket
-);
+store_test!(reply_threads_by_subject_tag_of_an_existing_ticket);
 
 async fn reply_in_the_same_batch_as_its_parent_threads(store: &Store) {
     let outcomes = ingest(
@@ -594,10 +687,7 @@ async fn reply_in_the_same_batch_as_its_parent_threads(store: &Store) {
         .collect();
     assert_eq!(ids, ["root@x", "r1@x", "r2@x"]);
 }
-store_test!(
-    reply_in_the_same_batch_as_its_parent_threads_sqlite,
-    reply_in_the_same_batch_as_its_parent_threads
-);
+store_test!(reply_in_the_same_batch_as_its_parent_threads);
 
 async fn a_reply_reopens_a_resolved_ticket_but_not_a_closed_one(store: &Store) {
     ingest(
@@ -681,10 +771,7 @@ async fn a_reply_reopens_a_resolved_ticket_but_not_a_closed_one(store: &Store) {
     assert_eq!(closed.ticket.status, TicketStatus::Closed);
     assert_eq!(closed.messages.len(), 2);
 }
-store_test!(
-    a_reply_reopens_a_resolved_ticket_but_not_a_closed_one_sqlite,
-    a_reply_reopens_a_resolved_ticket_but_not_a_closed_one
-);
+store_test!(a_reply_reopens_a_resolved_ticket_but_not_a_closed_one);
 
 // ---------------------------------------------------------------------------
 // Ingest: quarantine
@@ -713,10 +800,7 @@ async fn quarantine_keeps_the_raw_bytes_and_its_duplicate_is_detected(store: &St
     assert_eq!(events[0].kind, AuditKind::Quarantined);
     assert_eq!(events[0].detail["reason"], "no header found");
 }
-store_test!(
-    quarantine_keeps_the_raw_bytes_and_its_duplicate_is_detected_sqlite,
-    quarantine_keeps_the_raw_bytes_and_its_duplicate_is_detected
-);
+store_test!(quarantine_keeps_the_raw_bytes_and_its_duplicate_is_detected);
 
 // ---------------------------------------------------------------------------
 // Reads
@@ -812,10 +896,7 @@ async fn ticket_detail_has_messages_attachments_route_and_audit(store: &Store) {
     assert_eq!(events[2].detail["kind"], "acknowledge");
     assert_eq!(events[3].detail["message_id"], "r1@x");
 }
-store_test!(
-    ticket_detail_has_messages_attachments_route_and_audit_sqlite,
-    ticket_detail_has_messages_attachments_route_and_audit
-);
+store_test!(ticket_detail_has_messages_attachments_route_and_audit);
 
 async fn queue_summaries_count_open_overdue_and_priorities(store: &Store) {
     let routed = |id: &str, queue: &str, priority: Priority, due: i64, received_at: i64| {
@@ -875,10 +956,7 @@ async fn queue_summaries_count_open_overdue_and_priorities(store: &Store) {
     assert_eq!((quarantine.open, quarantine.overdue), (1, 0));
     assert_eq!(quarantine.open_by_priority[1], (Priority::Normal, 1));
 }
-store_test!(
-    queue_summaries_count_open_overdue_and_priorities_sqlite,
-    queue_summaries_count_open_overdue_and_priorities
-);
+store_test!(queue_summaries_count_open_overdue_and_priorities);
 
 async fn queue_tickets_order_and_keyset_paging(store: &Store) {
     let items: Vec<IngestItem> = (0..7)
@@ -951,10 +1029,7 @@ async fn queue_tickets_order_and_keyset_paging(store: &Store) {
     let unknown = QueueQuery::open(QueueName::parse("nobody").unwrap());
     assert!(store.queue_tickets(&unknown).await.unwrap().is_empty());
 }
-store_test!(
-    queue_tickets_order_and_keyset_paging_sqlite,
-    queue_tickets_order_and_keyset_paging
-);
+store_test!(queue_tickets_order_and_keyset_paging);
 
 // ---------------------------------------------------------------------------
 // Accounts
@@ -1001,10 +1076,7 @@ async fn replace_accounts_round_trips_and_replaces(store: &Store) {
     assert_eq!(store.replace_accounts(&[]).await.unwrap(), 0);
     assert_eq!(store.accounts().await.unwrap(), vec![]);
 }
-store_test!(
-    replace_accounts_round_trips_and_replaces_sqlite,
-    replace_accounts_round_trips_and_replaces
-);
+store_test!(replace_accounts_round_trips_and_replaces);
 
 // ---------------------------------------------------------------------------
 // Text is data
@@ -1025,7 +1097,20 @@ async fn quotes_and_sql_keywords_are_stored_verbatim(store: &Store) {
     assert_eq!(detail.ticket.subject, subject);
     assert_eq!(detail.ticket.requester, tricky.from);
     assert_eq!(detail.messages[0].message_id, message_id);
-    assert_eq!(detail.messages[0].body_text, tricky.body_text);
+    match store {
+        Store::Sqlite(_) => assert_eq!(detail.messages[0].body_text, tricky.body_text),
+        // PostgreSQL text cannot hold NUL: it reads back as U+FFFD, and the
+        // raw bytes keep the original.
+        Store::Postgres(_) => assert_eq!(
+            detail.messages[0].body_text,
+            tricky.body_text.replace('\0', "\u{FFFD}")
+        ),
+    }
+    // The same mail again is a duplicate on both backends.
+    assert_eq!(
+        ingest(store, vec![item(tricky.clone())]).await,
+        vec![IngestOutcome::Duplicate(cs(1001))]
+    );
     assert_eq!(detail.ticket.status, TicketStatus::Open);
 
     // The quoted id threads like any other.
@@ -1035,19 +1120,13 @@ async fn quotes_and_sql_keywords_are_stored_verbatim(store: &Store) {
         vec![IngestOutcome::Threaded(cs(1001))]
     );
 }
-store_test!(
-    quotes_and_sql_keywords_are_stored_verbatim_sqlite,
-    quotes_and_sql_keywords_are_stored_verbatim
-);
+store_test!(quotes_and_sql_keywords_are_stored_verbatim);
 
 async fn an_empty_batch_does_nothing(store: &Store) {
     assert_eq!(store.ingest_batch(&[]).await.unwrap(), vec![]);
     assert_eq!(store.queue_summaries().await.unwrap(), vec![]);
 }
-store_test!(
-    an_empty_batch_does_nothing_sqlite,
-    an_empty_batch_does_nothing
-);
+store_test!(an_empty_batch_does_nothing);
 
 async fn concurrent_batches_both_commit(store: &Store) {
     let batch = |prefix: &str| -> Vec<IngestItem> {
@@ -1072,10 +1151,7 @@ async fn concurrent_batches_both_commit(store: &Store) {
     numbers.sort_unstable();
     assert_eq!(numbers, (1001..1101).collect::<Vec<u64>>());
 }
-store_test!(
-    concurrent_batches_both_commit_sqlite,
-    concurrent_batches_both_commit
-);
+store_test!(concurrent_batches_both_commit);
 
 // ---------------------------------------------------------------------------
 // SQLite specifics
@@ -1259,7 +1335,584 @@ async fn every_core_slug_round_trips(store: &Store) {
         assert_eq!(detail.ticket.status, *status);
     }
 }
-store_test!(
-    every_core_slug_round_trips_sqlite,
-    every_core_slug_round_trips
-);
+store_test!(every_core_slug_round_trips);
+
+// ---------------------------------------------------------------------------
+// Several instances on one database
+
+/// A second handle on the same database: what another `supportd serve` has.
+async fn second_instance(store: &Store) -> Store {
+    let url = match store {
+        Store::Sqlite(_) => format!("sqlite:{}", store.database()),
+        Store::Postgres(_) => store.database().to_owned(),
+    };
+    let other = Store::open(&url).await.unwrap();
+    other.migrate().await.unwrap();
+    other
+}
+
+async fn two_instances_ingesting_the_same_mail_store_it_once(store: &Store) {
+    let other = second_instance(store).await;
+    let batch: Vec<IngestItem> = (0..200)
+        .map(|index| {
+            let mut item = item(message(
+                &format!("same{index}@x"),
+                "same mail, two instances",
+                &format!("user{index}@contoso.com"),
+            ));
+            item.source = SourcePosition::imap("support/INBOX", 9, index + 1);
+            item
+        })
+        .collect();
+    let (left, right) = tokio::join!(store.ingest_batch(&batch), other.ingest_batch(&batch));
+    let (left, right) = (left.unwrap(), right.unwrap());
+    for (index, (left, right)) in left.iter().zip(&right).enumerate() {
+        // Exactly one of the two created each ticket; the other saw a duplicate
+        // of the same ticket.
+        let created = [left, right]
+            .iter()
+            .filter(|outcome| matches!(outcome, IngestOutcome::Created(_)))
+            .count();
+        assert_eq!(created, 1, "item {index}: {left:?} / {right:?}");
+        assert_eq!(left.ticket_ref(), right.ticket_ref(), "item {index}");
+    }
+    let summary = &store.queue_summaries().await.unwrap()[0];
+    assert_eq!(summary.open, 200);
+    // One acknowledgment per ticket, not two.
+    let queued = store
+        .outbox(Some(OutboxStatus::Queued), 1000)
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 200);
+    other.close().await;
+}
+store_test!(two_instances_ingesting_the_same_mail_store_it_once);
+
+/// Creates `count` tickets from distinct senders, each with one queued acknowledgment.
+async fn tickets_with_acknowledgments(store: &Store, count: usize) {
+    let items: Vec<IngestItem> = (0..count)
+        .map(|index| {
+            item(message(
+                &format!("ack{index}@x"),
+                "please acknowledge",
+                &format!("sender{index}@contoso.com"),
+            ))
+        })
+        .collect();
+    ingest(store, items).await;
+}
+
+async fn concurrent_outbox_claims_never_share_a_row(store: &Store) {
+    tickets_with_acknowledgments(store, 120).await;
+    let other = second_instance(store).await;
+    let claim = OutboxClaim {
+        now: T0 + 10,
+        lease_s: 300,
+        limit: 7,
+    };
+    let mut claimed = Vec::new();
+    loop {
+        let (a, b, c) = tokio::join!(
+            store.claim_outbox(claim),
+            other.claim_outbox(claim),
+            store.claim_outbox(claim)
+        );
+        let round: Vec<i64> = [a.unwrap(), b.unwrap(), c.unwrap()]
+            .into_iter()
+            .flatten()
+            .map(|mail| mail.id)
+            .collect();
+        if round.is_empty() {
+            break;
+        }
+        claimed.extend(round);
+    }
+    let total = claimed.len();
+    claimed.sort_unstable();
+    claimed.dedup();
+    assert_eq!(claimed.len(), total, "a row was claimed twice");
+    assert_eq!(total, 120);
+    // Leased rows come back only after the lease.
+    let later = OutboxClaim {
+        now: T0 + 10 + 301,
+        ..claim
+    };
+    assert_eq!(store.claim_outbox(later).await.unwrap().len(), 7);
+    other.close().await;
+}
+store_test!(concurrent_outbox_claims_never_share_a_row);
+
+async fn outbox_marks_and_staff_replies_are_audited(store: &Store) {
+    tickets_with_acknowledgments(store, 3).await;
+    let claim = OutboxClaim {
+        now: T0 + 1,
+        lease_s: 60,
+        limit: 10,
+    };
+    let mails = store.claim_outbox(claim).await.unwrap();
+    assert_eq!(mails.len(), 3);
+    assert!(mails.iter().all(|mail| mail.attempts == 1));
+    store.save_rendered(mails[0].id, b"first").await.unwrap();
+    store.save_rendered(mails[0].id, b"second").await.unwrap();
+    store
+        .mark_outbox_sent(mails[0].id, T0 + 2, "250 OK")
+        .await
+        .unwrap();
+    store
+        .mark_outbox_retry(mails[1].id, T0 + 2, T0 + 100, "421 busy")
+        .await
+        .unwrap();
+    store
+        .mark_outbox_dead(mails[2].id, T0 + 2, "550 no such user")
+        .await
+        .unwrap();
+    let sent = store.outbox(Some(OutboxStatus::Sent), 10).await.unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].rendered.as_deref(), Some(&b"first"[..]));
+    assert_eq!(sent[0].sent_at, Some(T0 + 2));
+    assert!(
+        store
+            .retry_outbox(mails[2].id, T0 + 3, "alice")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .retry_outbox(mails[0].id, T0 + 3, "alice")
+            .await
+            .unwrap()
+    );
+    let kinds = audit_kinds(store, mails[2].ticket_ref).await;
+    assert_eq!(
+        kinds,
+        [
+            "ticket_created",
+            "routed",
+            "mail_queued",
+            "mail_dead",
+            "mail_queued"
+        ]
+    );
+    let message_id = store
+        .queue_staff_reply(mails[0].ticket_ref, "We are on it.", "alice", T0 + 4)
+        .await
+        .unwrap()
+        .unwrap();
+    let newest = &store.outbox(None, 1).await.unwrap()[0];
+    assert_eq!(newest.message_id, message_id);
+    assert_eq!(newest.kind, OutboxKind::StaffReply);
+    assert_eq!(newest.body.as_deref(), Some("We are on it."));
+    assert_eq!(newest.in_reply_to.as_deref(), Some("ack0@x"));
+    assert_eq!(
+        store
+            .queue_staff_reply(cs(999_999), "x", "alice", T0)
+            .await
+            .unwrap(),
+        None
+    );
+}
+store_test!(outbox_marks_and_staff_replies_are_audited);
+
+async fn staff_sessions_and_tokens_round_trip(store: &Store) {
+    assert!(
+        store
+            .add_staff("ana", StaffRole::Staff, "$argon2id$x", 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_staff("ana", StaffRole::ReadOnly, "$argon2id$y", 11)
+            .await
+            .unwrap()
+    );
+    let account = store.staff_account("ana").await.unwrap().unwrap();
+    assert_eq!(account.role, StaffRole::Staff);
+    let session = NewSession {
+        id_hash: "abc".into(),
+        staff_id: account.id,
+        created_at: 100,
+        expires_at: 200,
+    };
+    store.create_session(&session).await.unwrap();
+    assert_eq!(
+        store.session("abc", 150).await.unwrap().unwrap().name,
+        "ana"
+    );
+    assert!(store.session("abc", 200).await.unwrap().is_none());
+    store.delete_session("abc").await.unwrap();
+    assert!(store.session("abc", 150).await.unwrap().is_none());
+    assert!(
+        store
+            .add_api_token("portal", StaffRole::ReadOnly, "t1", 5)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_api_token("portal", StaffRole::Staff, "t2", 5)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.api_token("t1").await.unwrap().unwrap().role,
+        StaffRole::ReadOnly
+    );
+    store.ping().await.unwrap();
+}
+store_test!(staff_sessions_and_tokens_round_trip);
+
+// ---------------------------------------------------------------------------
+// Leases
+
+async fn a_lease_has_one_holder_and_is_taken_over_after_expiry(store: &Store) {
+    let other = second_instance(store).await;
+    let name = "mailbox:support/INBOX";
+    let long = Duration::from_secs(30);
+    assert!(
+        store
+            .try_acquire_lease(name, "instance-a", long)
+            .await
+            .unwrap()
+    );
+    // Held and not expired: the other instance is refused, the holder may
+    // acquire again (it extends its own lease).
+    assert!(
+        !other
+            .try_acquire_lease(name, "instance-b", long)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_acquire_lease(name, "instance-a", long)
+            .await
+            .unwrap()
+    );
+    assert!(store.renew_lease(name, "instance-a", long).await.unwrap());
+    assert!(!other.renew_lease(name, "instance-b", long).await.unwrap());
+    let lease = other.lease(name).await.unwrap().unwrap();
+    assert_eq!(lease.holder, "instance-a");
+    assert!(!lease.expired);
+    assert!(lease.expires_at_ms > lease.acquired_at_ms);
+
+    // The holder stops renewing (killed): after expiry the other takes over,
+    // and the old holder's renewal now fails, so it knows to stop.
+    assert!(
+        store
+            .renew_lease(name, "instance-a", Duration::from_millis(150))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !other
+            .try_acquire_lease(name, "instance-b", long)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(store.lease(name).await.unwrap().unwrap().expired);
+    assert!(
+        other
+            .try_acquire_lease(name, "instance-b", long)
+            .await
+            .unwrap()
+    );
+    assert!(!store.renew_lease(name, "instance-a", long).await.unwrap());
+    assert!(
+        !store
+            .try_acquire_lease(name, "instance-a", long)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.lease(name).await.unwrap().unwrap().holder,
+        "instance-b"
+    );
+
+    // Release hands it over at once; releasing what one does not hold does nothing.
+    assert!(!store.release_lease(name, "instance-a").await.unwrap());
+    assert!(other.release_lease(name, "instance-b").await.unwrap());
+    assert_eq!(store.lease(name).await.unwrap(), None);
+    assert!(
+        store
+            .try_acquire_lease(name, "instance-a", long)
+            .await
+            .unwrap()
+    );
+    // Leases are independent by name.
+    assert!(
+        other
+            .try_acquire_lease("mailbox:support/Archive", "instance-b", long)
+            .await
+            .unwrap()
+    );
+    other.close().await;
+}
+store_test!(a_lease_has_one_holder_and_is_taken_over_after_expiry);
+
+async fn concurrent_acquires_give_a_lease_to_exactly_one(store: &Store) {
+    let other = second_instance(store).await;
+    let ttl = Duration::from_secs(30);
+    for round in 0..20 {
+        let name = format!("race-{round}");
+        let (a, b, c) = tokio::join!(
+            store.try_acquire_lease(&name, "a", ttl),
+            other.try_acquire_lease(&name, "b", ttl),
+            other.try_acquire_lease(&name, "c", ttl)
+        );
+        let winners = [a.unwrap(), b.unwrap(), c.unwrap()]
+            .into_iter()
+            .filter(|won| *won)
+            .count();
+        assert_eq!(winners, 1, "round {round}");
+    }
+    other.close().await;
+}
+store_test!(concurrent_acquires_give_a_lease_to_exactly_one);
+
+// ---------------------------------------------------------------------------
+// PostgreSQL specifics
+
+#[tokio::test]
+async fn postgres_audit_events_refuse_update_delete_and_truncate() {
+    use sqlx::Connection;
+    if !postgres_available().await {
+        return;
+    }
+    let test_store = fresh_store(Backend::Postgres).await;
+    ingest(
+        &test_store.store,
+        vec![item(message("a@x", "x", "ann@contoso.com"))],
+    )
+    .await;
+    let url = postgres_url(test_store.database.as_deref().unwrap());
+    let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+    for statement in [
+        "UPDATE audit_events SET kind = 'forged'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events CASCADE",
+    ] {
+        let error = sqlx::query(statement)
+            .execute(&mut connection)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("append-only"), "{error}");
+    }
+    let error = sqlx::query("UPDATE tickets SET status = 'Open'")
+        .execute(&mut connection)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("check constraint"), "{error}");
+}
+
+#[tokio::test]
+async fn postgres_ticket_numbers_are_never_reused_after_a_rollback() {
+    use sqlx::Connection;
+    if !postgres_available().await {
+        return;
+    }
+    let test_store = fresh_store(Backend::Postgres).await;
+    let store = &test_store.store;
+    let url = postgres_url(test_store.database.as_deref().unwrap());
+    let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.subject = 'boom' THEN RAISE EXCEPTION 'refused by test trigger'; END IF; \
+         RETURN NEW; END $$",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON messages FOR EACH ROW \
+         EXECUTE FUNCTION refuse_boom()",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    let batch = vec![
+        item(message("first@x", "fine", "ann@contoso.com")),
+        item(message("second@x", "boom", "ann@contoso.com")),
+    ];
+    let error = store.ingest_batch(&batch).await.unwrap_err();
+    assert!(
+        format!("{error:#}").contains("refused by test trigger"),
+        "{error:#}"
+    );
+    assert_eq!(store.queue_summaries().await.unwrap(), vec![]);
+    // The rolled-back batch drew 1001 and 1002; they are never handed out again.
+    let outcomes = ingest(store, vec![batch[0].clone()]).await;
+    assert_eq!(outcomes, vec![IngestOutcome::Created(cs(1003))]);
+}
+
+// ---------------------------------------------------------------------------
+// Copying a whole SQLite database into PostgreSQL
+
+#[tokio::test]
+async fn copy_moves_everything_from_sqlite_into_postgres() {
+    if !postgres_available().await {
+        return;
+    }
+    let source = fresh_store(Backend::Sqlite).await;
+    let store = &source.store;
+    // Tickets of every kind: routed with an acknowledgment, threaded replies,
+    // quarantined non-UTF-8 bytes, a staff reply, a status change.
+    let mut items: Vec<IngestItem> = (0..40)
+        .map(|index| {
+            let mut item = item(message(
+                &format!("m{index}@x"),
+                &format!("case {index} 'quoted' -- ; DROP TABLE tickets"),
+                &format!("user{index}@contoso.com"),
+            ));
+            item.source = SourcePosition::imap("support/INBOX", 3, index + 1);
+            item
+        })
+        .collect();
+    items.push(item(reply(
+        "r1@x",
+        "Re: case 1",
+        "user1@contoso.com",
+        &["m1@x"],
+        &[],
+    )));
+    items.push(quarantined_item(
+        &[0xff, 0xfe, 0x00, b'\r', b'\n', 0x80],
+        "not MIME",
+    ));
+    ingest(store, items).await;
+    store
+        .set_status(cs(1002), TicketStatus::Resolved, "alice", T0 + 5)
+        .await
+        .unwrap();
+    store
+        .queue_staff_reply(cs(1003), "Looking into it.", "alice", T0 + 6)
+        .await
+        .unwrap()
+        .unwrap();
+    let mails = store
+        .claim_outbox(OutboxClaim {
+            now: T0 + 7,
+            lease_s: 60,
+            limit: 2,
+        })
+        .await
+        .unwrap();
+    store
+        .save_rendered(mails[0].id, &[0, 159, 146, 150])
+        .await
+        .unwrap();
+    store
+        .mark_outbox_sent(mails[0].id, T0 + 8, "250 2.0.0 Ok")
+        .await
+        .unwrap();
+    store
+        .replace_accounts(&[account("Contoso", None, Relationship::ElasticboxArm)])
+        .await
+        .unwrap();
+    store
+        .add_staff("alice", StaffRole::Staff, "$argon2id$v=19$x", T0)
+        .await
+        .unwrap();
+    store
+        .add_api_token("monitoring", StaffRole::ReadOnly, "aa11", T0)
+        .await
+        .unwrap();
+    store
+        .ingest_batch_with_checkpoint(
+            &[],
+            &Checkpoint {
+                mailbox: "support".into(),
+                folder: "INBOX".into(),
+                uidvalidity: 3,
+                last_uid: 40,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .try_acquire_lease("mailbox:support/INBOX", "old-host", Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    let target = fresh_store(Backend::Postgres).await;
+    let report = store.copy_to(&target.store).await.unwrap();
+    assert!(report.matches(), "{report:#?}");
+    let count = |table: &str| {
+        report
+            .tables
+            .iter()
+            .find(|count| count.table == table)
+            .unwrap()
+            .target_rows
+    };
+    assert_eq!(count("tickets"), 41);
+    assert_eq!(count("messages"), 42);
+    assert_eq!(count("raw_messages"), 42);
+    assert_eq!(count("staff"), 1);
+    assert_eq!(count("leases"), 1);
+    assert!(count("audit_events") > 100);
+    assert_eq!(report.next_ticket_number, 1042);
+    assert_eq!(report.texts_with_nul, 0);
+
+    // The target reads back exactly what the source holds.
+    for number in [1001, 1002, 1003, 1041] {
+        assert_eq!(
+            target.store.ticket(cs(number)).await.unwrap(),
+            store.ticket(cs(number)).await.unwrap(),
+            "CS-{number}"
+        );
+    }
+    let quarantined = store.ticket(cs(1041)).await.unwrap().unwrap();
+    let raw_id = quarantined.messages[0].id;
+    assert_eq!(
+        target.store.raw_message(raw_id).await.unwrap().unwrap(),
+        vec![0xff, 0xfe, 0x00, b'\r', b'\n', 0x80]
+    );
+    assert_eq!(
+        target.store.outbox(None, 100).await.unwrap(),
+        store.outbox(None, 100).await.unwrap()
+    );
+    assert_eq!(
+        target.store.checkpoint("support", "INBOX").await.unwrap(),
+        store.checkpoint("support", "INBOX").await.unwrap()
+    );
+    assert_eq!(
+        target.store.accounts().await.unwrap(),
+        store.accounts().await.unwrap()
+    );
+    assert!(target.store.staff_account("alice").await.unwrap().is_some());
+    assert_eq!(
+        target.store.api_token("aa11").await.unwrap().unwrap().name,
+        "monitoring"
+    );
+    // Idempotency keys came along: the same mail again is a duplicate, and
+    // new mail continues the numbering and the ids.
+    let again = item(message(
+        "m5@x",
+        "case 5 'quoted' -- ; DROP TABLE tickets",
+        "user5@contoso.com",
+    ));
+    assert_eq!(
+        ingest(&target.store, vec![again]).await,
+        vec![IngestOutcome::Duplicate(cs(1006))]
+    );
+    let outcomes = ingest(
+        &target.store,
+        vec![item(message("new@x", "after the move", "new@contoso.com"))],
+    )
+    .await;
+    assert_eq!(outcomes, vec![IngestOutcome::Created(cs(1042))]);
+    let detail = target.store.ticket(cs(1042)).await.unwrap().unwrap();
+    assert!(detail.messages[0].id > raw_id);
+    target
+        .store
+        .queue_staff_reply(cs(1042), "Hello", "alice", T0 + 9)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // A second copy into the now non-empty target is refused.
+    let error = store.copy_to(&target.store).await.unwrap_err();
+    assert!(error.to_string().contains("not empty"), "{error}");
+}

@@ -12,8 +12,8 @@ use supportd_store::{QueueQuery, TicketOrder};
 use crate::pipeline::Pipeline;
 use crate::settings::{LogFormat, Settings};
 use crate::{
-    Application, classify, eval, ingest, now, open_store, outbox_cli, report, serve, sources,
-    staff_cli,
+    Application, classify, copy_cli, eval, ingest, now, open_store, outbox_cli, report, serve,
+    sources, staff_cli,
 };
 
 /// supportd: support mail in, classified tickets in routed queues out.
@@ -130,6 +130,16 @@ pub enum Command {
     },
     /// Create or update the database schema.
     Migrate,
+    /// Copy the whole database into an empty PostgreSQL database, then compare
+    /// the rows and a content checksum of every table (stop `serve` first).
+    Copy {
+        /// The database to copy (default: the configured one, or --database).
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// The PostgreSQL database to fill, e.g. postgres://supportd@db.example/supportd.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// The configuration.
     Config {
         #[command(subcommand)]
@@ -449,16 +459,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: TokenCommand::Create { name, role },
         } => staff_cli::create_token(&open_store(&settings).await?, &name, &role).await,
         Command::Migrate => {
-            open_store(&settings).await?;
-            println!("database {} is up to date", settings.database_url);
+            let store = open_store(&settings).await?;
+            println!("database {} is up to date", store.database());
             Ok(())
+        }
+        Command::Copy { from, to } => {
+            copy_cli::copy(from.as_deref().unwrap_or(&settings.database_url), &to).await
         }
         Command::Config {
             command: ConfigCommand::Check,
         } => {
             let pipeline = Pipeline::load(&settings, Directory::from_records(Vec::new()))?;
             println!("configuration {} is valid", settings.config_path.display());
-            println!("  database: {}", settings.database_url);
+            println!(
+                "  database: {}",
+                supportd_store::redact_url(&settings.database_url)
+            );
             println!(
                 "  classifier rules: {}",
                 settings.classifier_rules_path.display()
@@ -481,13 +497,13 @@ fn read_directory(path: &std::path::Path) -> anyhow::Result<Directory> {
 }
 
 /// The database's account directory when the database exists; an empty one otherwise
-/// (`classify` must not create a database).
+/// (`classify` must not create a SQLite file).
 async fn directory_from_database(settings: &Settings) -> anyhow::Result<Directory> {
-    let path = settings
-        .database_url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
-    if !std::path::Path::new(path).is_file() {
+    let url = settings.database_url.as_str();
+    let sqlite_path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"));
+    if sqlite_path.is_some_and(|path| !std::path::Path::new(path).is_file()) {
         tracing::warn!(
             database = %settings.database_url,
             "No database and no --accounts: every sender is unmanaged."

@@ -14,6 +14,7 @@
 
 pub mod classify;
 pub mod cli;
+pub mod copy_cli;
 pub mod eval;
 pub mod ingest;
 pub mod mailbox;
@@ -80,13 +81,16 @@ impl Application {
 
 /// Opens the database named by the settings and brings its schema up to date.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    let store = Store::open(&settings.database_url)
-        .await
-        .with_context(|| format!("cannot open the database {}", settings.database_url))?;
+    let store = Store::open(&settings.database_url).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            supportd_store::redact_url(&settings.database_url)
+        )
+    })?;
     store
         .migrate()
         .await
-        .with_context(|| format!("cannot migrate the database {}", settings.database_url))?;
+        .with_context(|| format!("cannot migrate the database {}", store.database()))?;
     Ok(store.with_outbox_policy(settings.outbound.policy.clone()))
 }
 

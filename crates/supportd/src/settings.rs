@@ -173,9 +173,13 @@ impl Settings {
             }
         }
         let database_url = database_override.unwrap_or(&raw.database.url).to_owned();
-        if !database_url.starts_with("sqlite:") {
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| database_url.starts_with(scheme))
+        {
             bail!(
-                "database URL `{}` is not supported: use sqlite://PATH",
+                "{}: database URL `{}` is not supported: use sqlite://PATH or postgres://USER@HOST/DATABASE",
+                config_path.display(),
                 database_url
             );
         }

@@ -27,20 +27,17 @@
 //!
 //! Statements are static strings, so sqlx keeps each prepared on its connection.
 
-use serde_json::json;
 use sqlx::sqlite::{Sqlite, SqliteArguments};
 use sqlx::{Row, SqliteConnection};
-use supportd_core::{
-    Address, Attachment, Classification, InboundMessage, MessageFlags, Priority, QueueName,
-    RouteDecision, TicketRef, TicketStatus,
-};
+use supportd_core::{Classification, Priority, QueueName, RouteDecision, TicketStatus};
 
 use crate::codec::{self, to_i64, to_json};
 use crate::model::{AuditKind, IngestContent, IngestItem, IngestOutcome};
 use crate::plan::{IdAllocator, Known, LookupKeys, Step};
-
-/// The actor of everything the daemon does on its own.
-pub(crate) const SYSTEM_ACTOR: &str = "supportd";
+use crate::write::{
+    KnownRows, NewMessage, SYSTEM_ACTOR, created_detail, quarantined_detail, routed_detail,
+    status_change_detail, threaded_detail, ticket_ref,
+};
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
 
@@ -69,9 +66,9 @@ pub(crate) async fn known(
     connection: &mut SqliteConnection,
     keys: &LookupKeys,
 ) -> Result<Known, sqlx::Error> {
-    let mut known = Known::default();
+    let mut rows = KnownRows::default();
     if !keys.message_keys.is_empty() {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        rows.message_keys = sqlx::query_as(
             "SELECT m.message_id, m.content_hash, m.ticket_number \
              FROM json_each(?) AS j CROSS JOIN messages AS m \
              WHERE m.message_id = json_extract(j.value, '$[0]') \
@@ -80,14 +77,9 @@ pub(crate) async fn known(
         .bind(to_json(&keys.message_keys)?)
         .fetch_all(&mut *connection)
         .await?;
-        for (message_id, content_hash, ticket) in rows {
-            known
-                .message_keys
-                .insert((message_id, content_hash), ticket);
-        }
     }
     if !keys.positions.is_empty() {
-        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        rows.positions = sqlx::query_as(
             "SELECT m.source_mailbox, m.source_uidvalidity, m.source_uid, m.ticket_number \
              FROM json_each(?) AS j CROSS JOIN messages AS m \
              WHERE m.source_mailbox = json_extract(j.value, '$[0]') \
@@ -98,16 +90,10 @@ pub(crate) async fn known(
         .bind(to_json(&keys.positions)?)
         .fetch_all(&mut *connection)
         .await?;
-        for (mailbox, uidvalidity, uid, ticket) in rows {
-            // Values outside u32 cannot have been written by this crate.
-            if let (Ok(uidvalidity), Ok(uid)) = (u32::try_from(uidvalidity), u32::try_from(uid)) {
-                known.positions.insert((mailbox, uidvalidity, uid), ticket);
-            }
-        }
     }
     if !keys.thread_ids.is_empty() {
         // The earliest stored message with each id decides its ticket.
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        rows.thread_ids = sqlx::query_as(
             "SELECT j.value, t.number, t.status \
              FROM json_each(?) AS j CROSS JOIN messages AS m CROSS JOIN tickets AS t \
              WHERE m.id = (SELECT MIN(f.id) FROM messages AS f WHERE f.message_id = j.value) \
@@ -116,15 +102,12 @@ pub(crate) async fn known(
         .bind(to_json(&keys.thread_ids)?)
         .fetch_all(&mut *connection)
         .await?;
-        for (message_id, ticket, status) in rows {
-            known.message_tickets.insert(message_id, ticket);
-            known
-                .ticket_statuses
-                .insert(ticket, decode_status(&status)?);
-        }
+        // Replies to supportd's own mail name an outbox Message-ID.
+        rows.outbox_messages =
+            super::outbox::outbox_by_message_ids(&mut *connection, &keys.thread_ids).await?;
     }
     if !keys.tagged_tickets.is_empty() {
-        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+        rows.tagged_tickets = sqlx::query_as(
             "SELECT t.number, t.status, t.requester_email \
              FROM json_each(?) AS j CROSS JOIN tickets AS t \
              WHERE t.number = j.value",
@@ -132,18 +115,8 @@ pub(crate) async fn known(
         .bind(to_json(&keys.tagged_tickets)?)
         .fetch_all(&mut *connection)
         .await?;
-        for (ticket, status, requester_email) in rows {
-            known
-                .ticket_statuses
-                .insert(ticket, decode_status(&status)?);
-            if let Some(requester_email) = requester_email {
-                known
-                    .ticket_requesters
-                    .insert(ticket, requester_email.to_lowercase());
-            }
-        }
     }
-    Ok(known)
+    rows.into_known()
 }
 
 /// A new ticket with labels (15 parameters, [`bind_ticket`]).
@@ -306,60 +279,28 @@ pub(crate) async fn write_step(
             .await
         }
         (
-            IngestContent::Quarantined {
-                quarantine_reason,
-                message_id,
-                content_hash,
-                subject,
-                from,
-                due,
-            },
+            IngestContent::Quarantined { due, .. },
             Step::Quarantine {
                 ticket,
                 message: message_row,
             },
-        ) => {
-            let new_message = NewMessage {
-                message_id,
-                message_id_synthesized: false,
-                content_hash,
-                in_reply_to: &[],
-                references: &[],
-                from: from.as_ref(),
-                reply_to: &[],
-                to: &[],
-                cc: &[],
-                subject,
-                sent_at: None,
-                body_text: "",
-                body_html: None,
-                new_text: "",
-                forwarded_text: "",
-                flags: &MessageFlags::default(),
-                warnings: &[],
-                attachments: &[],
-                size: item.raw.len() as u64,
-                quarantine_reason: Some(quarantine_reason),
-            };
-            quarantine(connection, item, &new_message, *due, ticket, message_row).await
-        }
+        ) => match NewMessage::quarantined(item) {
+            Some(new_message) => {
+                quarantine(connection, item, &new_message, *due, ticket, message_row).await
+            }
+            None => Err(plan_mismatch(step)),
+        },
         (IngestContent::Parsed { .. }, Step::Quarantine { .. })
         | (IngestContent::Quarantined { .. }, Step::Create { .. } | Step::Thread { .. }) => {
-            Err(sqlx::Error::Protocol(format!(
-                "ingest plan mismatch: {step:?} for an item of the other kind"
-            )))
+            Err(plan_mismatch(step))
         }
     }
 }
 
-fn ticket_ref(number: i64) -> TicketRef {
-    // Ticket numbers start above 1000 and only grow: never negative.
-    TicketRef::new(u64::try_from(number).unwrap_or_default())
-}
-
-pub(crate) fn decode_status(status: &str) -> Result<TicketStatus, sqlx::Error> {
-    codec::slug::<TicketStatus>("tickets.status", status)
-        .map_err(|error| sqlx::Error::Decode(Box::new(error)))
+fn plan_mismatch(step: Step) -> sqlx::Error {
+    sqlx::Error::Protocol(format!(
+        "ingest plan mismatch: {step:?} for an item of the other kind"
+    ))
 }
 
 /// Creates and routes a ticket for a message that starts a conversation.
@@ -373,17 +314,8 @@ async fn create_ticket(
     message_row: i64,
 ) -> Result<IngestOutcome, sqlx::Error> {
     let at = item.received_at;
-    let created = json!({
-        "message_id": message.message_id,
-        "from": message.from.map(|address| &address.email),
-        "source": item.source.kind.slug(),
-    });
-    let routed = json!({
-        "queue": route.queue.as_str(),
-        "rule": route.rule,
-        "priority": route.priority.slug(),
-        "first_response_due": route.first_response_due,
-    });
+    let created = created_detail(item, message);
+    let routed = routed_detail(route);
     let query = sqlx::query(CREATE_TICKET);
     let query = bind_ticket(query, number, item, message, classification, route);
     let query = bind_message(query, number, message_row, item, message)?;
@@ -415,10 +347,7 @@ async fn thread_message(
     reopen_from: Option<TicketStatus>,
 ) -> Result<IngestOutcome, sqlx::Error> {
     let at = item.received_at;
-    let threaded = json!({
-        "message_id": message.message_id,
-        "from": message.from.map(|address| &address.email),
-    });
+    let threaded = threaded_detail(message);
     let query = sqlx::query(if reopen_from.is_some() {
         THREAD_MESSAGE_AND_REOPEN
     } else {
@@ -460,11 +389,6 @@ async fn thread_message(
     Ok(IngestOutcome::Threaded(ticket_ref(number)))
 }
 
-/// The detail of a `status_changed` audit event.
-fn status_change_detail(from: TicketStatus, to: TicketStatus, cause: &str) -> serde_json::Value {
-    json!({ "from": from.slug(), "to": to.slug(), "cause": cause })
-}
-
 /// Stores a message that could not be parsed on its own quarantine ticket.
 async fn quarantine(
     connection: &mut SqliteConnection,
@@ -475,11 +399,7 @@ async fn quarantine(
     message_row: i64,
 ) -> Result<IngestOutcome, sqlx::Error> {
     let at = item.received_at;
-    let detail = json!({
-        "reason": message.quarantine_reason,
-        "message_id": message.message_id,
-        "source": item.source.kind.slug(),
-    });
+    let detail = quarantined_detail(item, message);
     let query = sqlx::query(QUARANTINE)
         .bind(number)
         .bind(QueueName::QUARANTINE)
@@ -524,58 +444,6 @@ pub(crate) async fn change_status(
         .execute(&mut *connection)
         .await?;
     Ok(())
-}
-
-/// The message fields a row holds, borrowed from a parsed message or filled in
-/// for a quarantined one.
-struct NewMessage<'a> {
-    message_id: &'a str,
-    message_id_synthesized: bool,
-    content_hash: &'a str,
-    in_reply_to: &'a [String],
-    references: &'a [String],
-    from: Option<&'a Address>,
-    reply_to: &'a [Address],
-    to: &'a [Address],
-    cc: &'a [Address],
-    subject: &'a str,
-    sent_at: Option<i64>,
-    body_text: &'a str,
-    body_html: Option<&'a str>,
-    new_text: &'a str,
-    forwarded_text: &'a str,
-    flags: &'a MessageFlags,
-    warnings: &'a [String],
-    attachments: &'a [Attachment],
-    size: u64,
-    quarantine_reason: Option<&'a str>,
-}
-
-impl<'a> NewMessage<'a> {
-    fn parsed(message: &'a InboundMessage) -> Self {
-        NewMessage {
-            message_id: &message.message_id,
-            message_id_synthesized: message.message_id_synthesized,
-            content_hash: &message.content_hash,
-            in_reply_to: &message.in_reply_to,
-            references: &message.references,
-            from: message.from.as_ref(),
-            reply_to: &message.reply_to,
-            to: &message.to,
-            cc: &message.cc,
-            subject: &message.subject,
-            sent_at: message.date,
-            body_text: &message.body_text,
-            body_html: message.body_html.as_deref(),
-            new_text: &message.new_text,
-            forwarded_text: &message.forwarded_text,
-            flags: &message.flags,
-            warnings: &message.warnings,
-            attachments: &message.attachments,
-            size: message.size,
-            quarantine_reason: None,
-        }
-    }
 }
 
 /// Binds `insert_ticket_sql!`: a new ticket from its first message, labelled

@@ -4,7 +4,6 @@
 
 mod ingest;
 mod outbox;
-mod rows;
 mod staff;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +12,7 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use supportd_core::{AccountRecord, Priority, TicketRef, TicketStatus};
+use supportd_core::{AccountRecord, TicketRef, TicketStatus};
 
 use crate::codec::{self, to_i64};
 use crate::error::StoreError;
@@ -22,10 +21,14 @@ use crate::model::{
     Checkpoint, IngestItem, IngestOutcome, QueueQuery, QueueSummary, TicketDetail, TicketOrder,
     TicketSummary,
 };
-use crate::outbox::{OutboxClaim, OutboxKind, OutboxMail, OutboxPolicy, PlannedMail, plan_mails};
+use crate::outbox::{OutboxClaim, OutboxMail, OutboxPolicy, plan_mails};
 use crate::plan;
 use crate::plan::Step;
-use rows::{AccountRow, AttachmentRow, AuditRow, MessageRow, QueueSummaryRow, RouteRow, TicketRow};
+use crate::rows::{
+    self, AccountRow, AttachmentRow, AuditRow, MessageRow, OutboxRow, PRIORITIES, QueueSummaryRow,
+    RouteRow, TicketRow,
+};
+use crate::write::{self, NewOutboxRow, SYSTEM_ACTOR, created_recipients};
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -119,6 +122,11 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// The pool, for the copy of whole databases.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     fn error(&self, doing: &'static str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
         move |error| StoreError::from_sqlx(&self.database, doing, error)
     }
@@ -149,21 +157,6 @@ impl SqliteStore {
         let mut known = ingest::known(&mut transaction, &keys)
             .await
             .map_err(self.error(doing))?;
-        // Replies to supportd's own mail name an outbox Message-ID.
-        let ours = outbox::outbox_by_message_ids(&mut transaction, &keys.thread_ids)
-            .await
-            .map_err(self.error(doing))?;
-        for (message_id, ticket, status, outbox_id, recipient_key) in ours {
-            let status = ingest::decode_status(&status).map_err(self.error(doing))?;
-            known.ticket_statuses.entry(ticket).or_insert(status);
-            known
-                .message_tickets
-                .entry(message_id.clone())
-                .or_insert(ticket);
-            known
-                .outbox_messages
-                .insert(message_id, (outbox_id, recipient_key));
-        }
         let steps = plan::plan_batch(items, &mut known, &mut ids);
         let policy = self.outbox_policy.clone();
         let now = items.first().map_or(0, |item| item.received_at);
@@ -196,12 +189,12 @@ impl SqliteStore {
                     let planned = plan_mails(message, route, &policy, item.received_at, &mut facts);
                     for planned in &planned {
                         last_outbox += 1;
-                        let row = outbox::NewOutboxRow {
+                        let row = NewOutboxRow {
                             ticket,
                             planned,
                             source_message: Some(message_row),
                             body: None,
-                            actor: ingest::SYSTEM_ACTOR,
+                            actor: SYSTEM_ACTOR,
                         };
                         outbox::insert_mail(
                             &mut transaction,
@@ -548,14 +541,6 @@ impl SqliteStore {
     }
 }
 
-/// Priorities in the order `QueueSummary::open_by_priority` lists them.
-pub(crate) const PRIORITIES: [Priority; 4] = [
-    Priority::Low,
-    Priority::Normal,
-    Priority::High,
-    Priority::Urgent,
-];
-
 /// Inserts or moves the checkpoint of one folder, inside the batch's transaction.
 async fn write_checkpoint(
     transaction: &mut sqlx::SqliteConnection,
@@ -579,24 +564,6 @@ async fn write_checkpoint(
     Ok(())
 }
 
-/// Lower-case reply addresses of the items that create tickets: whose
-/// rate-limit counts and suppressions the batch needs.
-fn created_recipients(items: &[IngestItem], steps: &[Step]) -> Vec<String> {
-    let mut keys: Vec<String> = items
-        .iter()
-        .zip(steps)
-        .filter_map(|(item, step)| match (&item.content, step) {
-            (IngestContent::Parsed { message, .. }, Step::Create { .. }) => message
-                .reply_address()
-                .map(|address| address.email.to_lowercase()),
-            _ => None,
-        })
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys
-}
-
 /// The outbox, for the worker and the staff commands.
 impl SqliteStore {
     /// See [`crate::Store::claim_outbox`].
@@ -607,7 +574,7 @@ impl SqliteStore {
             .await
             .map_err(self.error(doing))?;
         rows.into_iter()
-            .map(outbox::OutboxRow::into_mail)
+            .map(OutboxRow::into_mail)
             .collect::<Result<_, _>>()
             .map_err(self.corrupt(doing))
     }
@@ -691,9 +658,9 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<Vec<OutboxMail>, StoreError> {
         let doing = "listing the outbox";
-        let rows: Vec<outbox::OutboxRow> = sqlx::query_as(concat!(
+        let rows: Vec<OutboxRow> = sqlx::query_as(concat!(
             "SELECT ",
-            outbox::outbox_columns!(),
+            rows::outbox_columns!(),
             " FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2"
         ))
         .bind(status.map(|status| status.slug()))
@@ -702,7 +669,7 @@ impl SqliteStore {
         .await
         .map_err(self.error(doing))?;
         rows.into_iter()
-            .map(outbox::OutboxRow::into_mail)
+            .map(OutboxRow::into_mail)
             .collect::<Result<_, _>>()
             .map_err(self.corrupt(doing))
     }
@@ -724,45 +691,22 @@ impl SqliteStore {
             .begin_with(BEGIN_WRITE)
             .await
             .map_err(self.error(doing))?;
-        let Some((message_row, message_id, synthesized, references, reply_to, from_email)) =
-            outbox::last_customer_message(&mut transaction, number)
-                .await
-                .map_err(self.error(doing))?
+        let Some(last) = outbox::last_customer_message(&mut transaction, number)
+            .await
+            .map_err(self.error(doing))?
         else {
             return Ok(None);
         };
-        let reply_to: Vec<supportd_core::Address> =
-            codec::json("messages.reply_to", &reply_to).map_err(self.corrupt(doing))?;
-        let mut references: Vec<String> =
-            codec::json("messages.message_references", &references).map_err(self.corrupt(doing))?;
-        let Some(recipient) = reply_to
-            .first()
-            .map(|address| address.email.clone())
-            .or(from_email)
-        else {
-            return Err(StoreError::Unexpected(anyhow::anyhow!(
-                "ticket {ticket_ref} has no sender address to reply to"
-            )));
-        };
-        let in_reply_to = (!synthesized).then_some(message_id);
-        if let Some(id) = &in_reply_to
-            && !references.contains(id)
-        {
-            references.push(id.clone());
-        }
-        let planned = PlannedMail {
-            kind: OutboxKind::StaffReply,
-            recipient_key: recipient.to_lowercase(),
-            recipient,
-            suppressed: None,
-            in_reply_to,
-            references,
-        };
+        let message_row = last.id;
+        let planned = write::staff_reply_mail(ticket_ref, last).map_err(|error| match error {
+            write::StaffReplyError::Decode(error) => self.corrupt(doing)(error),
+            error @ write::StaffReplyError::NoRecipient(_) => StoreError::Unexpected(error.into()),
+        })?;
         let id = outbox::last_outbox_id(&mut transaction)
             .await
             .map_err(self.error(doing))?
             + 1;
-        let row = outbox::NewOutboxRow {
+        let row = NewOutboxRow {
             ticket: number,
             planned: &planned,
             source_message: Some(message_row),
@@ -774,5 +718,91 @@ impl SqliteStore {
             .map_err(self.error(doing))?;
         transaction.commit().await.map_err(self.error(doing))?;
         Ok(Some(message_id))
+    }
+}
+
+/// The database clock in milliseconds since the Unix epoch, as SQL.
+macro_rules! now_ms {
+    () => {
+        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+    };
+}
+
+/// Named leases (one holder per name), timed by the database's clock.
+impl SqliteStore {
+    /// See [`crate::Store::try_acquire_lease`].
+    pub async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let acquired: Option<String> = sqlx::query_scalar(concat!(
+            "INSERT INTO leases AS l (name, holder, acquired_at_ms, expires_at_ms) \
+             SELECT ?1, ?2, now.ms, now.ms + ?3 FROM (SELECT ",
+            now_ms!(),
+            " AS ms) AS now WHERE true \
+             ON CONFLICT (name) DO UPDATE SET \
+             holder = excluded.holder, \
+             acquired_at_ms = CASE WHEN l.holder = excluded.holder THEN l.acquired_at_ms \
+             ELSE excluded.acquired_at_ms END, \
+             expires_at_ms = excluded.expires_at_ms \
+             WHERE l.holder = excluded.holder OR l.expires_at_ms <= excluded.acquired_at_ms \
+             RETURNING holder"
+        ))
+        .bind(name)
+        .bind(holder)
+        .bind(crate::lease::ttl_ms(ttl))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.error("acquiring a lease"))?;
+        Ok(acquired.is_some())
+    }
+
+    /// See [`crate::Store::renew_lease`].
+    pub async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let renewed = sqlx::query(concat!(
+            "UPDATE leases SET expires_at_ms = ",
+            now_ms!(),
+            " + ?3 WHERE name = ?1 AND holder = ?2"
+        ))
+        .bind(name)
+        .bind(holder)
+        .bind(crate::lease::ttl_ms(ttl))
+        .execute(&self.pool)
+        .await
+        .map_err(self.error("renewing a lease"))?
+        .rows_affected();
+        Ok(renewed == 1)
+    }
+
+    /// See [`crate::Store::release_lease`].
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<bool, StoreError> {
+        let released = sqlx::query("DELETE FROM leases WHERE name = ?1 AND holder = ?2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(self.error("releasing a lease"))?
+            .rows_affected();
+        Ok(released == 1)
+    }
+
+    /// See [`crate::Store::lease`].
+    pub async fn lease(&self, name: &str) -> Result<Option<crate::lease::Lease>, StoreError> {
+        sqlx::query_as(concat!(
+            "SELECT name, holder, acquired_at_ms, expires_at_ms, expires_at_ms <= ",
+            now_ms!(),
+            " AS expired FROM leases WHERE name = ?1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.error("reading a lease"))
     }
 }

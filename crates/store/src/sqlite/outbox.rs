@@ -8,71 +8,18 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
 use sqlx::SqliteConnection;
-use supportd_core::TicketRef;
 
-use crate::codec::{self, to_json};
+use crate::codec::to_json;
 use crate::model::AuditKind;
 use crate::outbox::{
-    LoopReferences, OutboxKind, OutboxMail, OutboxPolicy, OutboxStatus, PlannedMail,
-    RecipientFacts, outbox_message_id,
+    LoopReferences, OutboxKind, OutboxPolicy, OutboxStatus, RecipientFacts, outbox_message_id,
 };
-
-/// Columns of [`OutboxRow`], in order.
-macro_rules! outbox_columns {
-    () => {
-        "id, ticket_number, kind, status, recipient, message_id, source_message, in_reply_to, \
-         message_references, body, actor, reason, attempts, next_attempt_at, rendered, \
-         created_at, sent_at"
-    };
-}
-pub(crate) use outbox_columns;
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct OutboxRow {
-    id: i64,
-    ticket_number: i64,
-    kind: String,
-    status: String,
-    recipient: String,
-    message_id: String,
-    source_message: Option<i64>,
-    in_reply_to: Option<String>,
-    message_references: String,
-    body: Option<String>,
-    actor: String,
-    reason: Option<String>,
-    attempts: i64,
-    next_attempt_at: i64,
-    rendered: Option<Vec<u8>>,
-    created_at: i64,
-    sent_at: Option<i64>,
-}
-
-impl OutboxRow {
-    pub(crate) fn into_mail(self) -> Result<OutboxMail, codec::DecodeError> {
-        Ok(OutboxMail {
-            id: self.id,
-            ticket_ref: TicketRef::new(u64::try_from(self.ticket_number).unwrap_or_default()),
-            kind: codec::slug::<OutboxKind>("outbox.kind", &self.kind)?,
-            status: codec::slug::<OutboxStatus>("outbox.status", &self.status)?,
-            recipient: self.recipient,
-            message_id: self.message_id,
-            source_message: self.source_message,
-            in_reply_to: self.in_reply_to,
-            references: codec::json("outbox.message_references", &self.message_references)?,
-            body: self.body,
-            actor: self.actor,
-            reason: self.reason,
-            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
-            next_attempt_at: self.next_attempt_at,
-            rendered: self.rendered,
-            created_at: self.created_at,
-            sent_at: self.sent_at,
-        })
-    }
-}
+use crate::rows::{OutboxRow, outbox_columns};
+use crate::write::{
+    LastMessageRow, NewOutboxRow, SYSTEM_ACTOR, automatic_reply_detail, mail_dead_detail,
+    mail_retry_detail, mail_sent_detail, named_outbox_rows, outbox_written_event,
+};
 
 /// The highest outbox id in use. Valid while the write lock is held.
 pub(crate) async fn last_outbox_id(connection: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
@@ -168,15 +115,6 @@ async fn audit(
     Ok(())
 }
 
-/// One new outbox row, before it has an id.
-pub(crate) struct NewOutboxRow<'a> {
-    pub ticket: i64,
-    pub planned: &'a PlannedMail,
-    pub source_message: Option<i64>,
-    pub body: Option<&'a str>,
-    pub actor: &'a str,
-}
-
 /// Writes an outbox row with its fixed Message-ID and its audit event.
 pub(crate) async fn insert_mail(
     connection: &mut SqliteConnection,
@@ -211,18 +149,7 @@ pub(crate) async fn insert_mail(
         .bind(now)
         .execute(&mut *connection)
         .await?;
-    let (kind, detail) = match &planned.suppressed {
-        None => (
-            AuditKind::MailQueued,
-            json!({"outbox_id": id, "kind": planned.kind.slug(),
-                   "recipient": planned.recipient, "message_id": message_id}),
-        ),
-        Some(reason) => (
-            AuditKind::MailSuppressed,
-            json!({"outbox_id": id, "kind": planned.kind.slug(),
-                   "recipient": planned.recipient, "reason": reason}),
-        ),
-    };
+    let (kind, detail) = outbox_written_event(id, planned, &message_id);
     audit(connection, row.ticket, now, kind, row.actor, detail).await?;
     Ok(message_id)
 }
@@ -240,11 +167,7 @@ pub(crate) async fn attach_automatic_reply(
     policy: &OutboxPolicy,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let named: Vec<&(i64, String)> = references
-        .outbox_message_ids
-        .iter()
-        .filter_map(|id| outbox_messages.get(id))
-        .collect();
+    let named = named_outbox_rows(&references.outbox_message_ids, outbox_messages);
     let permanent = bounce && references.permanent_failure;
     let until = now.saturating_add(policy.bounce_suppression_s);
     let mut suppressed = Vec::new();
@@ -270,10 +193,15 @@ pub(crate) async fn attach_automatic_reply(
         ticket,
         now,
         AuditKind::AutomaticReplyAttached,
-        crate::sqlite::ingest::SYSTEM_ACTOR,
-        json!({"message_id": message_id, "bounce": bounce, "permanent": permanent,
-               "outbox_ids": outbox_ids, "suppressed": suppressed,
-               "suppressed_until": permanent.then_some(until)}),
+        SYSTEM_ACTOR,
+        automatic_reply_detail(
+            message_id,
+            bounce,
+            permanent,
+            &outbox_ids,
+            &suppressed,
+            until,
+        ),
     )
     .await
 }
@@ -351,9 +279,8 @@ pub(crate) async fn mark_sent(
         ticket,
         now,
         AuditKind::MailSent,
-        crate::sqlite::ingest::SYSTEM_ACTOR,
-        json!({"outbox_id": id, "kind": kind, "recipient": recipient,
-               "attempts": attempts, "reply": reply}),
+        SYSTEM_ACTOR,
+        mail_sent_detail(id, &kind, &recipient, attempts, reply),
     )
     .await
 }
@@ -404,8 +331,8 @@ pub(crate) async fn mark_dead(
         ticket,
         now,
         AuditKind::MailDead,
-        crate::sqlite::ingest::SYSTEM_ACTOR,
-        json!({"outbox_id": id, "kind": kind, "recipient": recipient, "reason": reason}),
+        SYSTEM_ACTOR,
+        mail_dead_detail(id, &kind, &recipient, reason),
     )
     .await
 }
@@ -443,18 +370,17 @@ pub(crate) async fn retry(
         now,
         AuditKind::MailQueued,
         actor,
-        json!({"outbox_id": id, "kind": kind, "recipient": recipient, "cause": "retry"}),
+        mail_retry_detail(id, &kind, &recipient),
     )
     .await?;
     Ok(true)
 }
 
-/// The latest message of a ticket: (messages.id, message_id, synthesized,
-/// references JSON, reply_to JSON, from_email).
+/// The latest message of a ticket.
 pub(crate) async fn last_customer_message(
     connection: &mut SqliteConnection,
     ticket: i64,
-) -> Result<Option<(i64, String, bool, String, String, Option<String>)>, sqlx::Error> {
+) -> Result<Option<LastMessageRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, message_id, message_id_synthesized, message_references, reply_to, from_email \
          FROM messages WHERE ticket_number = ? ORDER BY id DESC LIMIT 1",

@@ -1,19 +1,29 @@
-//! Rows as SQL returns them, and their decoding into domain types.
+//! Rows as SQL returns them, and their decoding into domain types: shared by
+//! both backends (the schemas give every column the same Rust type: BIGINT or
+//! INTEGER as `i64`, TEXT as `String`, BOOLEAN or 0/1 as `bool`, JSON as text).
 
 use std::collections::HashMap;
 
 use sqlx::FromRow;
 use supportd_core::{
-    AccountRecord, Address, Attachment, Classification, Entities, MessageFlags, QueueName,
-    RouteDecision, TicketRef,
+    AccountRecord, Address, Attachment, Classification, Entities, MessageFlags, Priority,
+    QueueName, RouteDecision, TicketRef,
 };
 
-use super::PRIORITIES;
-use crate::codec::{DecodeError, json, slug, to_u64};
+use crate::codec::{self, DecodeError, json, slug, to_u64};
 use crate::model::{
     AuditEvent, AuditKind, ImapUid, QueueSummary, SourcePosition, StoredMessage, StoredRoute,
     TicketDetail, TicketLabels, TicketSummary,
 };
+use crate::outbox::{OutboxKind, OutboxMail, OutboxStatus};
+
+/// Priorities in the order `QueueSummary::open_by_priority` lists them.
+pub(crate) const PRIORITIES: [Priority; 4] = [
+    Priority::Low,
+    Priority::Normal,
+    Priority::High,
+    Priority::Urgent,
+];
 
 /// The columns of a [`TicketRow`], from `tickets AS t`.
 macro_rules! ticket_select {
@@ -388,6 +398,61 @@ impl AccountRow {
             managed_os: self.managed_os,
             is_default: self.is_default,
             source: self.source,
+        })
+    }
+}
+
+/// Columns of [`OutboxRow`], in order.
+macro_rules! outbox_columns {
+    () => {
+        "id, ticket_number, kind, status, recipient, message_id, source_message, in_reply_to, \
+         message_references, body, actor, reason, attempts, next_attempt_at, rendered, \
+         created_at, sent_at"
+    };
+}
+pub(crate) use outbox_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OutboxRow {
+    id: i64,
+    ticket_number: i64,
+    kind: String,
+    status: String,
+    recipient: String,
+    message_id: String,
+    source_message: Option<i64>,
+    in_reply_to: Option<String>,
+    message_references: String,
+    body: Option<String>,
+    actor: String,
+    reason: Option<String>,
+    attempts: i64,
+    next_attempt_at: i64,
+    rendered: Option<Vec<u8>>,
+    created_at: i64,
+    sent_at: Option<i64>,
+}
+
+impl OutboxRow {
+    pub(crate) fn into_mail(self) -> Result<OutboxMail, codec::DecodeError> {
+        Ok(OutboxMail {
+            id: self.id,
+            ticket_ref: TicketRef::new(u64::try_from(self.ticket_number).unwrap_or_default()),
+            kind: codec::slug::<OutboxKind>("outbox.kind", &self.kind)?,
+            status: codec::slug::<OutboxStatus>("outbox.status", &self.status)?,
+            recipient: self.recipient,
+            message_id: self.message_id,
+            source_message: self.source_message,
+            in_reply_to: self.in_reply_to,
+            references: codec::json("outbox.message_references", &self.message_references)?,
+            body: self.body,
+            actor: self.actor,
+            reason: self.reason,
+            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
+            next_attempt_at: self.next_attempt_at,
+            rendered: self.rendered,
+            created_at: self.created_at,
+            sent_at: self.sent_at,
         })
     }
 }
