@@ -49,6 +49,7 @@ fn account_with(
         poll_interval: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(10),
+        stale_after: Duration::from_secs(3600),
         start: Start::Now,
     }
 }
