@@ -59,6 +59,7 @@
 
 mod codec;
 mod copy;
+mod desk;
 mod error;
 mod lease;
 mod model;
@@ -76,6 +77,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use supportd_core::{AccountRecord, TicketRef, TicketStatus};
 
 pub use copy::{CopyReport, TableCount};
+pub use desk::{
+    DeskDetail, DeskQuery, DeskTicket, IdempotencyClaim, Note, SearchQuery, SlaBreach, StaffReply,
+    audit_kinds,
+};
 pub use error::StoreError;
 pub use lease::Lease;
 pub use model::{
