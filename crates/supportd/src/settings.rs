@@ -50,6 +50,10 @@ pub struct RawIntake {
     pub max_mime_parts: usize,
     pub max_mime_depth: usize,
     pub max_header_bytes: usize,
+    pub max_header_fields: usize,
+    pub max_header_line_bytes: usize,
+    pub max_recipients: usize,
+    pub max_attachments: usize,
     pub batch_size: usize,
     pub drop_folder: PathBuf,
     pub poll_interval_ms: u64,
@@ -162,6 +166,22 @@ impl Settings {
                 intake.max_message_bytes
             );
         }
+        for (key, value) in [
+            ("max_mime_parts", intake.max_mime_parts),
+            ("max_mime_depth", intake.max_mime_depth),
+            ("max_header_bytes", intake.max_header_bytes),
+            ("max_header_fields", intake.max_header_fields),
+            ("max_header_line_bytes", intake.max_header_line_bytes),
+            ("max_recipients", intake.max_recipients),
+            ("max_attachments", intake.max_attachments),
+        ] {
+            if value == 0 {
+                bail!(
+                    "{}: intake.{key} must be at least 1",
+                    config_path.display()
+                );
+            }
+        }
         let mut names = std::collections::BTreeSet::new();
         for mailbox in &raw.mailbox {
             if !names.insert(mailbox.name.as_str()) {
@@ -198,6 +218,10 @@ impl Settings {
                     max_mime_parts: intake.max_mime_parts,
                     max_mime_depth: intake.max_mime_depth,
                     max_header_bytes: intake.max_header_bytes,
+                    max_header_fields: intake.max_header_fields,
+                    max_header_line_bytes: intake.max_header_line_bytes,
+                    max_recipients: intake.max_recipients,
+                    max_attachments: intake.max_attachments,
                 },
                 batch_size: intake.batch_size,
                 drop_folder: intake.drop_folder.clone(),
