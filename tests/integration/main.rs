@@ -4,10 +4,13 @@
 mod bad_input;
 mod classify;
 mod corpus;
+mod faults;
 mod imap;
 mod ingest;
+mod limits;
 mod loop_protection;
 mod outbound;
+mod secrets;
 mod serve;
 mod serve_imap;
 mod web;
