@@ -114,6 +114,18 @@ pub struct IntakeSettings {
 }
 
 impl Settings {
+    /// Parses and validates configuration text as if read from `config_path`,
+    /// without environment overrides: what `load` does after reading the
+    /// file (the fuzz target of the config loader drives this).
+    pub fn parse(config_text: &str, config_path: &Path) -> anyhow::Result<Settings> {
+        let raw: RawSettings = Figment::new()
+            .merge(Toml::string(config_text))
+            .extract()
+            .map_err(|error| anyhow::anyhow!("{}", figment_error_text(error)))
+            .with_context(|| format!("invalid configuration in {}", config_path.display()))?;
+        Settings::validate(config_path, raw, None)
+    }
+
     /// Reads `config_path` (or [`DEFAULT_CONFIG_PATH`]), applies environment
     /// overrides and `database_override`, and validates the result.
     pub fn load(
@@ -180,10 +192,7 @@ impl Settings {
             ("max_attachments", intake.max_attachments),
         ] {
             if value == 0 {
-                bail!(
-                    "{}: intake.{key} must be at least 1",
-                    config_path.display()
-                );
+                bail!("{}: intake.{key} must be at least 1", config_path.display());
             }
         }
         let mut names = std::collections::BTreeSet::new();
@@ -357,7 +366,9 @@ mod secret_file_tests {
 
     #[test]
     fn urls_with_a_password() {
-        assert!(url_has_password("postgres://supportd:secret@db.example/supportd"));
+        assert!(url_has_password(
+            "postgres://supportd:secret@db.example/supportd"
+        ));
         assert!(!url_has_password("postgres://supportd@db.example/supportd"));
         assert!(!url_has_password("sqlite://data/supportd.db"));
         assert!(!url_has_password("sqlite:///var/lib/a:b@c/supportd.db"));
