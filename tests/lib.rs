@@ -381,8 +381,8 @@ pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut
 
 /// A `[[mailbox]]` table for the test Dovecot's support user at `port` (the
 /// server's own plain port, or a proxy in front of it), with the password in
-/// a file beside the server. `extra` adds keys (an `acknowledge` key there
-/// replaces the default "move").
+/// a file beside the server. `extra` adds keys, and replaces the defaults
+/// (acknowledge "move", short poll interval and timeouts) it names.
 pub fn mailbox_config(
     dovecot: &servers::Dovecot,
     port: u16,
@@ -393,6 +393,17 @@ pub fn mailbox_config(
     let password_file = dovecot.directory().join(format!("{name}-password"));
     std::fs::write(&password_file, password).expect("write the password file");
     restrict_to_owner(&password_file);
+    // Defaults for the keys `extra` does not set itself.
+    let defaults: String = [
+        ("acknowledge", "\"move\""),
+        ("poll_interval", "\"1s\""),
+        ("connect_timeout", "\"5s\""),
+        ("command_timeout", "\"10s\""),
+    ]
+    .iter()
+    .filter(|(key, _)| !extra.contains(&format!("{key} =")))
+    .map(|(key, value)| format!("{key} = {value}\n"))
+    .collect();
     format!(
         r#"
 [[mailbox]]
@@ -403,19 +414,11 @@ security = "plain"
 username = "{user}"
 auth = {{ method = "password", password_file = "{password_file}" }}
 folders = ["INBOX"]
-{acknowledge}start = "2000-01-01"
-poll_interval = "1s"
-connect_timeout = "5s"
-command_timeout = "10s"
-{extra}
+start = "2000-01-01"
+{defaults}{extra}
 "#,
         user = servers::dovecot::SUPPORT_USER,
         password_file = password_file.display(),
-        acknowledge = if extra.contains("acknowledge") {
-            ""
-        } else {
-            "acknowledge = \"move\"\n"
-        },
     )
 }
 

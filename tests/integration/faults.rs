@@ -254,8 +254,8 @@ fn a_full_disk_acknowledges_nothing_unstored_and_recovers_when_space_returns() {
     });
 
     let filler = disk.fill();
-    // Large mails, so a batch cannot fit in what the last pages left.
-    let big_body = "The log we were asked for follows.\r\n".repeat(20_000);
+    // 70 KB mails (2.8 MB in all, which fits once the disk is freed).
+    let big_body = "The log we were asked for follows.\r\n".repeat(2_000);
     for index in 5..45 {
         let mut mail = customer_mail(index);
         mail.extend_from_slice(big_body.as_bytes());
@@ -282,11 +282,17 @@ fn a_full_disk_acknowledges_nothing_unstored_and_recovers_when_space_returns() {
     );
 
     std::fs::remove_file(&filler).expect("free the disk");
-    wait_until(
-        "every ticket after the disk is freed",
-        Duration::from_secs(120),
-        || count() == 45,
-    );
+    let freed = Instant::now();
+    while count() != 45 {
+        assert!(
+            freed.elapsed() < Duration::from_secs(120),
+            "not every ticket after the disk was freed ({} of 45):\n{}",
+            count(),
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("recovered {:?} after the disk was freed", freed.elapsed());
     wait_until("every mail moved", Duration::from_secs(60), || {
         inbox(&dovecot) == 0
     });
@@ -361,8 +367,9 @@ fn an_smtp_server_stalling_mid_data_gets_the_mail_once_after_a_retry() {
             .command(args)
             .env("SUPPORTD_OUTBOUND__PORT", smtp.port().to_string())
             .env("SUPPORTD_OUTBOUND__TIMEOUT_S", "2")
-            .env("SUPPORTD_OUTBOUND__BACKOFF_INITIAL_MS", "200")
-            .env("SUPPORTD_OUTBOUND__BACKOFF_MAX_MS", "500")
+            // Long enough that one `outbox send` makes one attempt.
+            .env("SUPPORTD_OUTBOUND__BACKOFF_INITIAL_MS", "3000")
+            .env("SUPPORTD_OUTBOUND__BACKOFF_MAX_MS", "3000")
             .output()
             .expect("run supportd");
         String::from_utf8_lossy(&output.stdout).into_owned()
@@ -372,7 +379,8 @@ fn an_smtp_server_stalling_mid_data_gets_the_mail_once_after_a_retry() {
     let first = outbox(&["outbox", "send"]);
     assert!(
         started.elapsed() < Duration::from_secs(30),
-        "the stalled send gave up"
+        "the stalled send gave up in time, not after {:?}",
+        started.elapsed()
     );
     assert_eq!(smtp.data_commands(), 1, "{first}");
     assert!(
@@ -390,7 +398,7 @@ fn an_smtp_server_stalling_mid_data_gets_the_mail_once_after_a_retry() {
             .contains("\tacknowledge\tsent\t")
     });
     assert_eq!(smtp.received().len(), 1, "one complete copy at the server");
-    std::thread::sleep(Duration::from_millis(600));
+    std::thread::sleep(Duration::from_millis(3_100));
     outbox(&["outbox", "send"]);
     assert_eq!(smtp.received().len(), 1, "never sent again");
     assert_eq!(smtp.data_commands(), 2, "one stalled attempt, one good one");
