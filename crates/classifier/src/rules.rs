@@ -1081,7 +1081,11 @@ mod tests {
             "took {elapsed:?}"
         );
         assert_eq!(hits.len(), rules.group_count);
-        for pattern in ["(?u:\\\\w{100}){100}", "((a{100}){100}){100}", "[a-z]{1000}{1000}"] {
+        for pattern in [
+            "(?u:\\\\w{100}){100}",
+            "((a{100}){100}){100}",
+            "[a-z]{1000}{1000}",
+        ] {
             let error = load(&format!(
                 "[[rule]]\nname = \"explosive\"\ncategory = \"billing\"\nweight = 1.0\nregexes = [\"{pattern}\"]\n"
             ))

@@ -477,10 +477,7 @@ mod tests {
         assert_eq!(html_to_text("<p unterminated"), "");
         assert_eq!(html_to_text("<head><p>no body tag"), "no body tag");
         assert_eq!(html_to_text("<pre>  x\n  y</pre>"), "  x\n  y");
-        assert_eq!(
-            html_to_text("<head>a</head><head>b</head><body>c"),
-            "c"
-        );
+        assert_eq!(html_to_text("<head>a</head><head>b</head><body>c"), "c");
     }
 
     /// Hostile HTML of 1 MiB each: every one converts in linear time (at most

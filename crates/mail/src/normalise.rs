@@ -845,14 +845,16 @@ mod tests {
         let Normalised::Quarantine(quarantine) = normalise_within(&raw, 5) else {
             panic!("10,000 parts must be quarantined");
         };
-        assert_eq!(quarantine.reason, "MIME part count exceeds the limit of 1000");
+        assert_eq!(
+            quarantine.reason,
+            "MIME part count exceeds the limit of 1000"
+        );
         assert_eq!(quarantine.subject, "wide");
     }
 
     #[test]
     fn five_hundred_levels_of_nesting_are_quarantined_without_overflow() {
-        let Normalised::Quarantine(quarantine) = normalise_within(&nested_multipart(500), 5)
-        else {
+        let Normalised::Quarantine(quarantine) = normalise_within(&nested_multipart(500), 5) else {
             panic!("500 nested multiparts must be quarantined");
         };
         assert!(
@@ -930,9 +932,9 @@ mod tests {
         assert_eq!(inbound_message.cc.len(), 1);
         assert_eq!(inbound_message.attachments.len(), 2);
         assert!(
-            inbound_message
-                .warnings
-                .contains(&"5 To and Cc addresses, over the limit of 3: the rest are ignored".to_string()),
+            inbound_message.warnings.contains(
+                &"5 To and Cc addresses, over the limit of 3: the rest are ignored".to_string()
+            ),
             "{:?}",
             inbound_message.warnings
         );
