@@ -123,12 +123,20 @@ impl TestEnv {
 
     /// `supportd --config <repo config> --database <temp db> ARGS`, run in the temp dir.
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_on(
+            &format!("sqlite://{}", self.database_path().display()),
+            args,
+        )
+    }
+
+    /// [`TestEnv::command`] on another database (a file on a small disk).
+    pub fn command_on(&self, database_url: &str, args: &[&str]) -> Command {
         let mut command = Command::new(supportd_binary());
         command
             .arg("--config")
             .arg(&self.config_path)
             .arg("--database")
-            .arg(format!("sqlite://{}", self.database_path().display()))
+            .arg(database_url)
             .args(args)
             .current_dir(self.path())
             .env("SUPPORTD_INTAKE__DROP_FOLDER", self.path().join("inbox"))
@@ -183,13 +191,27 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGKILL and waits: the crash the fault tests mean to cause.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Starts `supportd serve` in `env`, logging at info level.
     pub fn start(env: &TestEnv) -> ServeProcess {
         ServeProcess::start_with(env, &[])
     }
 
     /// [`ServeProcess::start`] with extra environment variables (settings
-    /// overrides such as `SUPPORTD_WEB__SLA_SWEEP_SECONDS`).
+    /// overrides such as `SUPPORTD_WEB__SLA_SWEEP_SECONDS`, secrets) for the
+    /// daemon alone.
     pub fn start_with(env: &TestEnv, variables: &[(&str, &str)]) -> ServeProcess {
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -197,8 +219,8 @@ impl ServeProcess {
         let log_file = std::fs::File::create(&log_path).expect("create the serve log");
         let child = env
             .command(&["serve"])
-            .envs(variables.iter().copied())
             .env("RUST_LOG", "info")
+            .envs(variables.iter().copied())
             .stderr(Stdio::from(log_file))
             .spawn()
             .expect("spawn supportd serve");
@@ -236,6 +258,17 @@ impl ServeProcess {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+    }
+
+    /// The peak resident memory of the daemon so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
     }
 
     /// Panics with the log if the daemon has exited.
@@ -287,14 +320,23 @@ impl Default for TestEnv {
 /// `GET path` on `address` (HTTP/1.1, connection closed after): the status
 /// code and the body.
 pub fn http_get(address: &str, path: &str) -> (u16, String) {
+    http_get_with(address, path, &[])
+}
+
+/// [`http_get`] with extra request headers (`("Authorization", "Bearer …")`).
+pub fn http_get_with(address: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).expect("connect to the web server");
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .expect("read timeout");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{extra}Connection: close\r\n\r\n"
     )
     .expect("send the request");
     let mut response = String::new();
@@ -327,4 +369,117 @@ pub fn parse_summary(stdout: &str) -> [u64; 6] {
     numbers
         .try_into()
         .unwrap_or_else(|_| panic!("unexpected summary line: {line}"))
+}
+
+/// Polls `done` every 50 ms; panics naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A `[[mailbox]]` table for the test Dovecot's support user at `port` (the
+/// server's own plain port, or a proxy in front of it), with the password in
+/// a file beside the server. `extra` adds keys, and replaces the defaults
+/// (acknowledge "move", short poll interval and timeouts) it names.
+pub fn mailbox_config(
+    dovecot: &servers::Dovecot,
+    port: u16,
+    name: &str,
+    password: &str,
+    extra: &str,
+) -> String {
+    let password_file = dovecot.directory().join(format!("{name}-password"));
+    std::fs::write(&password_file, password).expect("write the password file");
+    restrict_to_owner(&password_file);
+    // Defaults for the keys `extra` does not set itself.
+    let defaults: String = [
+        ("acknowledge", "\"move\""),
+        ("poll_interval", "\"1s\""),
+        ("connect_timeout", "\"5s\""),
+        ("command_timeout", "\"10s\""),
+    ]
+    .iter()
+    .filter(|(key, _)| !extra.contains(&format!("{key} =")))
+    .map(|(key, value)| format!("{key} = {value}\n"))
+    .collect();
+    format!(
+        r#"
+[[mailbox]]
+name = "{name}"
+host = "127.0.0.1"
+port = {port}
+security = "plain"
+username = "{user}"
+auth = {{ method = "password", password_file = "{password_file}" }}
+folders = ["INBOX"]
+start = "2000-01-01"
+{defaults}{extra}
+"#,
+        user = servers::dovecot::SUPPORT_USER,
+        password_file = password_file.display(),
+    )
+}
+
+/// Mode 0600: secret files the tests write are as an operator should keep them.
+pub fn restrict_to_owner(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
+
+/// A test env reading the support mailbox of `dovecot` through `port`, with
+/// the fixture account directory imported.
+pub fn imap_env(dovecot: &servers::Dovecot, port: u16, extra_mailbox_keys: &str) -> TestEnv {
+    let env = TestEnv::with_config(&mailbox_config(
+        dovecot,
+        port,
+        "support",
+        servers::dovecot::SUPPORT_PASSWORD,
+        extra_mailbox_keys,
+    ));
+    env.ok(&[
+        "accounts",
+        "import",
+        fixtures()
+            .join("accounts.csv")
+            .to_str()
+            .expect("utf-8 path"),
+    ]);
+    env
+}
+
+/// A customer mail with a unique Message-ID.
+pub fn customer_mail(index: usize) -> Vec<u8> {
+    format!(
+        "From: Dana Whitfield <dana@fabrikam-freight.example>\r\n\
+         To: CloudSupport@centurylink.com\r\n\
+         Subject: Question {index} about our invoice\r\n\
+         Date: Wed, 25 Nov 2026 09:14:00 -0600\r\n\
+         Message-ID: <question-{index}@fabrikam-freight.example>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         Hello,\r\n\r\nThe November invoice shows a charge we do not recognise (line {index}).\r\n\
+         Could you explain it?\r\n\r\nThanks,\r\nDana\r\n"
+    )
+    .into_bytes()
+}
+
+impl TestEnv {
+    /// How many tickets the database holds (via the CLI: the open counts of every queue).
+    pub fn ticket_count(&self) -> u64 {
+        let queues = self.ok(&["queue", "list"]);
+        queues
+            .lines()
+            .skip(1)
+            .map(|line| {
+                line.split_whitespace()
+                    .nth(1)
+                    .and_then(|count| count.parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("a count in {line:?}"))
+            })
+            .sum()
+    }
 }

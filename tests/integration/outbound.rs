@@ -10,15 +10,8 @@ use std::time::{Duration, Instant};
 
 use supportd_tests::servers::Dovecot;
 use supportd_tests::servers::postfix::{self, Postfix};
-use supportd_tests::{TestEnv, fixtures};
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use supportd_tests::servers::stalling_smtp::{Stall, StallingSmtp};
+use supportd_tests::{TestEnv, fixtures, wait_until};
 
 /// A test env with the account directory, whose commands send to `smtp_port`
 /// with short pacing (the `[outbound]` keys through the environment).
@@ -776,85 +769,10 @@ fn tls_to_the_relay_fails_without_its_ca_and_works_with_it_starttls_and_implicit
     );
 }
 
-/// Fault injection, not a stand-in for a mail server: an SMTP listener that
-/// takes a whole message and, while `stall` is set, never answers the end of
-/// DATA (the moment between "the server has the mail" and "supportd marked
-/// the row sent"). Every DATA payload it received is kept, in order.
-struct StallingSmtp {
-    port: u16,
-    stall: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    received: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
-}
-
-impl StallingSmtp {
-    fn start() -> StallingSmtp {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::sync::{Arc, Mutex};
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stall = Arc::new(AtomicBool::new(true));
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let (stall_flag, store) = (stall.clone(), received.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (stall, store) = (stall_flag.clone(), store.clone());
-                std::thread::spawn(move || {
-                    let mut writer = stream.try_clone().unwrap();
-                    let mut reader = BufReader::new(stream);
-                    let mut reply = |line: &str| {
-                        let _ = writer.write_all(format!("{line}\r\n").as_bytes());
-                    };
-                    reply("220 stall.test ESMTP");
-                    let mut line = String::new();
-                    while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                        let command = line.trim_end().to_ascii_uppercase();
-                        line.clear();
-                        if command.starts_with("EHLO") {
-                            reply("250 stall.test");
-                        } else if command == "DATA" {
-                            reply("354 go ahead");
-                            let mut data = Vec::new();
-                            let mut next = Vec::new();
-                            while reader.read_until(b'\n', &mut next).unwrap_or(0) > 0 {
-                                if next == b".\r\n" {
-                                    break;
-                                }
-                                data.extend_from_slice(&next);
-                                next.clear();
-                            }
-                            store.lock().unwrap().push(data);
-                            if stall.load(Ordering::SeqCst) {
-                                // Hold the connection open, answer nothing.
-                                std::thread::sleep(Duration::from_secs(600));
-                                return;
-                            }
-                            reply("250 2.0.0 queued");
-                        } else if command == "QUIT" {
-                            reply("221 bye");
-                            return;
-                        } else {
-                            reply("250 ok");
-                        }
-                    }
-                });
-            }
-        });
-        StallingSmtp {
-            port,
-            stall,
-            received,
-        }
-    }
-
-    fn received(&self) -> Vec<Vec<u8>> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
 #[test]
 fn killed_after_the_server_took_the_mail_and_before_the_mark_resends_the_same_bytes() {
-    let smtp = StallingSmtp::start();
-    let outbound = Outbound::new(smtp.port);
+    let smtp = StallingSmtp::start(Stall::AfterData);
+    let outbound = Outbound::new(smtp.port());
     outbound.ingest_fixture("01-billing.eml");
 
     // The server has the whole mail and stalls; supportd is killed (SIGKILL)
@@ -880,7 +798,7 @@ fn killed_after_the_server_took_the_mail_and_before_the_mark_resends_the_same_by
 
     // After the lease runs out, the next run sends it again: the same bytes,
     // so the recipient's mail program sees one message (one Message-ID).
-    smtp.stall.store(false, std::sync::atomic::Ordering::SeqCst);
+    smtp.answer_from_now_on();
     std::thread::sleep(Duration::from_millis(1100));
     wait_until("the row marked sent", Duration::from_secs(20), || {
         let output = outbound

@@ -1,62 +1,19 @@
 //! `supportd serve` against a real Dovecot: mail in the mailbox becomes routed
 //! tickets, exactly once, through crashes and server restarts.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use supportd_tests::servers::dovecot::{Dovecot, SUPPORT_PASSWORD, SUPPORT_USER};
-use supportd_tests::{ServeProcess, TestEnv, fixtures, http_get};
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A `[[mailbox]]` table for the test server's support user.
-fn mailbox_config(dovecot: &Dovecot, name: &str, password: &str, extra: &str) -> String {
-    let password_file = dovecot.directory().join(format!("{name}-password"));
-    std::fs::write(&password_file, password).unwrap();
-    format!(
-        r#"
-[[mailbox]]
-name = "{name}"
-host = "127.0.0.1"
-port = {port}
-security = "plain"
-username = "{SUPPORT_USER}"
-auth = {{ method = "password", password_file = "{password_file}" }}
-folders = ["INBOX"]
-{acknowledge}start = "2000-01-01"
-poll_interval = "1s"
-connect_timeout = "5s"
-command_timeout = "10s"
-{extra}
-"#,
-        port = dovecot.plain_port(),
-        password_file = password_file.display(),
-        acknowledge = if extra.contains("acknowledge") {
-            ""
-        } else {
-            "acknowledge = \"move\"\n"
-        },
-    )
-}
+use supportd_tests::{
+    ServeProcess, TestEnv, customer_mail, fixtures, http_get, imap_env, wait_until,
+};
 
 fn env_for(dovecot: &Dovecot, extra_mailbox_keys: &str) -> TestEnv {
-    let env = TestEnv::with_config(&mailbox_config(
-        dovecot,
-        "support",
-        SUPPORT_PASSWORD,
-        extra_mailbox_keys,
-    ));
-    env.ok(&[
-        "accounts",
-        "import",
-        fixtures().join("accounts.csv").to_str().unwrap(),
-    ]);
-    env
+    imap_env(dovecot, dovecot.plain_port(), extra_mailbox_keys)
+}
+
+fn mailbox_config(dovecot: &Dovecot, name: &str, password: &str, extra: &str) -> String {
+    supportd_tests::mailbox_config(dovecot, dovecot.plain_port(), name, password, extra)
 }
 
 fn start_serve(env: &TestEnv) -> ServeProcess {
@@ -67,37 +24,8 @@ fn stop_serve(serve: ServeProcess) -> String {
     serve.stop()
 }
 
-/// A customer mail with a unique Message-ID.
-fn customer_mail(index: usize) -> Vec<u8> {
-    format!(
-        "From: Dana Whitfield <dana@fabrikam-freight.example>\r\n\
-         To: CloudSupport@centurylink.com\r\n\
-         Subject: Question {index} about our invoice\r\n\
-         Date: Wed, 25 Nov 2026 09:14:00 -0600\r\n\
-         Message-ID: <question-{index}@fabrikam-freight.example>\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\
-         \r\n\
-         Hello,\r\n\r\nThe November invoice shows a charge we do not recognise (line {index}).\r\n\
-         Could you explain it?\r\n\r\nThanks,\r\nDana\r\n"
-    )
-    .into_bytes()
-}
-
-/// How many tickets the database holds (via the CLI: the open counts of every queue).
 fn ticket_count(env: &TestEnv) -> u64 {
-    let queues = env.ok(&["queue", "list"]);
-    queues
-        .lines()
-        .skip(1)
-        .map(|line| {
-            line.split_whitespace()
-                .nth(1)
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
-        })
-        .sum()
+    env.ticket_count()
 }
 
 #[test]

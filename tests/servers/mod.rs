@@ -2,7 +2,9 @@
 //! loopback from a temp dir: no mocks.
 
 pub mod dovecot;
+pub mod fault_proxy;
 pub mod postfix;
+pub mod stalling_smtp;
 
 pub use dovecot::Dovecot;
 pub use postfix::Postfix;

@@ -1040,6 +1040,64 @@ mod tests {
         assert!(error.contains("rule `huge`"), "{error}");
     }
 
+    /// Patterns that backtracking engines take exponential time on run in
+    /// linear time here (the regex crate has no backtracking), and a pattern
+    /// whose compiled form is too large is refused at load with the rule named.
+    #[test]
+    fn catastrophic_patterns_are_refused_or_run_in_linear_time() {
+        let rules = load("[[rule]]\nname = \"nested\"\ncategory = \"billing\"\nweight = 1.0\nregexes = [\"(x+x+)+y\", \"(a|aa)*c\", \"(.*a){12}z\", \"^(\\\\w+\\\\s?)*$\"]\n")
+            .unwrap();
+        let mut body = "x".repeat(100_000);
+        body.push_str(&"a".repeat(100_000));
+        body.push_str(&"word ".repeat(20_000));
+        body.push('!');
+        let message = InboundMessage {
+            message_id: String::new(),
+            message_id_synthesized: false,
+            in_reply_to: vec![],
+            references: vec![],
+            from: None,
+            reply_to: vec![],
+            to: vec![],
+            cc: vec![],
+            subject: String::new(),
+            date: None,
+            body_text: body.clone(),
+            body_html: None,
+            new_text: body,
+            forwarded_text: String::new(),
+            attachments: vec![],
+            flags: supportd_core::MessageFlags::default(),
+            size: 0,
+            content_hash: String::new(),
+            warnings: vec![],
+        };
+        let message_text = MessageText::new(&message);
+        let started = std::time::Instant::now();
+        let hits = rules.match_groups(&message_text);
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < std::time::Duration::from_secs(10),
+            "took {elapsed:?}"
+        );
+        assert_eq!(hits.len(), rules.group_count);
+        for pattern in [
+            "(?u:\\\\w{100}){100}",
+            "((a{100}){100}){100}",
+            "[a-z]{1000}{1000}",
+        ] {
+            let error = load(&format!(
+                "[[rule]]\nname = \"explosive\"\ncategory = \"billing\"\nweight = 1.0\nregexes = [\"{pattern}\"]\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains("rule `explosive`") && error.contains("size limit"),
+                "{pattern}: {error}"
+            );
+        }
+    }
+
     #[test]
     fn the_shipped_rules_compile() {
         let text = include_str!("../../../config/classifier.toml");

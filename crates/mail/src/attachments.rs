@@ -11,12 +11,14 @@ use crate::addresses::clean_header_text;
 /// File names are cut to this many bytes (the extension is kept).
 const MAX_FILENAME_BYTES: usize = 180;
 
-/// Metadata of every top-level attachment of `message`, enclosed messages included.
-pub(crate) fn attachments_of(message: &Message<'_>) -> Vec<Attachment> {
+/// Metadata of the first `max_attachments` top-level attachments of
+/// `message`, enclosed messages included.
+pub(crate) fn attachments_of(message: &Message<'_>, max_attachments: usize) -> Vec<Attachment> {
     let raw = message.raw_message.as_ref();
     message
         .attachments
         .iter()
+        .take(max_attachments)
         .filter_map(|&part_id| message.parts.get(part_id as usize))
         .enumerate()
         .map(|(index, part)| attachment_of(raw, part, index + 1))

@@ -78,6 +78,8 @@ pub(crate) struct HeaderScan {
     pub header_len: usize,
     /// Lines of the form `Name: value`.
     pub recognised_fields: usize,
+    /// The longest physical line of the header block, in bytes (line ending excluded).
+    pub longest_line: usize,
     /// The header block is larger than the limit (scanning stopped there).
     pub over_limit: bool,
     /// The header block holds NUL bytes or is mostly not text.
@@ -95,6 +97,7 @@ pub(crate) fn scan(bytes: &[u8], max_header_bytes: usize) -> HeaderScan {
     let mut header_len = bytes.len();
     let mut has_blank_line = false;
     let mut over_limit = false;
+    let mut longest_line = 0;
     while position < bytes.len() {
         if position > max_header_bytes {
             over_limit = true;
@@ -107,6 +110,7 @@ pub(crate) fn scan(bytes: &[u8], max_header_bytes: usize) -> HeaderScan {
             .map_or(bytes.len(), |offset| position + offset);
         let line = &bytes[position..line_end];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        longest_line = longest_line.max(line.len());
         let next_position = (line_end + 1).min(bytes.len());
         if line.iter().all(|byte| byte.is_ascii_whitespace()) {
             if seen_content {
@@ -127,6 +131,7 @@ pub(crate) fn scan(bytes: &[u8], max_header_bytes: usize) -> HeaderScan {
     HeaderScan {
         header_len,
         recognised_fields,
+        longest_line,
         over_limit,
         binary_junk: is_binary_junk(header_block),
         has_blank_line,

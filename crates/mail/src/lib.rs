@@ -65,15 +65,30 @@ pub struct Limits {
     pub max_mime_depth: usize,
     /// Size of the top-level header block.
     pub max_header_bytes: usize,
+    /// Fields in the top-level header block (a header of thousands of fields is an attack).
+    pub max_header_fields: usize,
+    /// One physical line of the top-level header block, in bytes.
+    pub max_header_line_bytes: usize,
+    /// To and Cc addresses kept; the rest are dropped with a warning.
+    pub max_recipients: usize,
+    /// Attachments whose metadata is kept; the rest are dropped with a warning
+    /// (their bytes stay in the raw message).
+    pub max_attachments: usize,
 }
 
 impl Limits {
-    /// 25 MiB per message, 1000 parts, depth 50, 256 KiB of header.
+    /// 25 MiB per message, 1000 parts, depth 50, 256 KiB of header in at
+    /// most 1000 fields and lines of at most 32 KiB, 500 recipients, 250
+    /// attachments.
     pub const DEFAULT: Limits = Limits {
         max_message_bytes: 25 * 1024 * 1024,
         max_mime_parts: 1000,
         max_mime_depth: 50,
         max_header_bytes: 256 * 1024,
+        max_header_fields: 1000,
+        max_header_line_bytes: 32 * 1024,
+        max_recipients: 500,
+        max_attachments: 250,
     };
 }
 

@@ -27,6 +27,10 @@ pub(crate) enum UnparseableError {
     Oversized { size: usize, limit: usize },
     #[error("header block exceeds the {limit} byte limit")]
     HeaderTooLarge { limit: usize },
+    #[error("header block has {fields} fields, over the limit of {limit}")]
+    TooManyHeaderFields { fields: usize, limit: usize },
+    #[error("a header line of {length} bytes exceeds the {limit} byte limit")]
+    HeaderLineTooLong { length: usize, limit: usize },
     #[error("no header block: no recognisable header field before the body")]
     NoHeaderBlock,
     #[error("binary data in the header block (NUL bytes or mostly non-text)")]
@@ -73,6 +77,20 @@ pub fn normalise(raw: &[u8], limits: &Limits) -> Normalised {
             limit: limits.max_header_bytes,
         };
         return quarantine(error, header_bytes, raw, content_hash);
+    }
+    if header_scan.recognised_fields > limits.max_header_fields {
+        let error = UnparseableError::TooManyHeaderFields {
+            fields: header_scan.recognised_fields,
+            limit: limits.max_header_fields,
+        };
+        return quarantine(error, &[], raw, content_hash);
+    }
+    if header_scan.longest_line > limits.max_header_line_bytes {
+        let error = UnparseableError::HeaderLineTooLong {
+            length: header_scan.longest_line,
+            limit: limits.max_header_line_bytes,
+        };
+        return quarantine(error, &[], raw, content_hash);
     }
     if header_scan.binary_junk {
         return quarantine(UnparseableError::BinaryHeader, &[], raw, content_hash);
@@ -132,7 +150,8 @@ pub fn normalise(raw: &[u8], limits: &Limits) -> Normalised {
 
     let hash_for_quarantine = content_hash.clone();
     let size = raw.len() as u64;
-    let build = move || inbound_message(&message, size, content_hash, warnings);
+    let limits = *limits;
+    let build = move || inbound_message(&message, &limits, size, content_hash, warnings);
     match catch_unwind(AssertUnwindSafe(build)) {
         Ok(inbound_message) => Normalised::Message(inbound_message),
         Err(_) => quarantine(
@@ -265,6 +284,7 @@ fn mime_shape(message: &Message<'_>, max_parts: usize) -> MimeShape {
 
 fn inbound_message(
     message: &Message<'_>,
+    limits: &Limits,
     size: u64,
     content_hash: String,
     mut warnings: Vec<String>,
@@ -306,7 +326,15 @@ fn inbound_message(
         warnings.push("body text holds undecodable bytes (replaced by U+FFFD)".to_string());
     }
 
-    let attachments = attachments_of(message);
+    let attachments = attachments_of(message, limits.max_attachments);
+    if message.attachments.len() > limits.max_attachments {
+        warnings.push(format!(
+            "{} attachments, over the limit of {}: only the first {} are listed",
+            message.attachments.len(),
+            limits.max_attachments,
+            limits.max_attachments
+        ));
+    }
     let has_enclosed_message = message.attachments.iter().any(|&part_id| {
         message.parts.get(part_id as usize).is_some_and(|part| {
             matches!(part.body, PartType::Message(_)) || part.is_content_type("message", "rfc822")
@@ -343,6 +371,18 @@ fn inbound_message(
         forwarded: subject_is_forward || reply.has_forward_marker || has_enclosed_message,
     };
 
+    let mut to = addresses_of(root_value(message, HeaderName::To));
+    let mut cc = addresses_of(root_value(message, HeaderName::Cc));
+    let recipients = to.len() + cc.len();
+    if recipients > limits.max_recipients {
+        warnings.push(format!(
+            "{recipients} To and Cc addresses, over the limit of {}: the rest are ignored",
+            limits.max_recipients
+        ));
+        to.truncate(limits.max_recipients);
+        cc.truncate(limits.max_recipients - to.len());
+    }
+
     InboundMessage {
         message_id,
         message_id_synthesized,
@@ -350,8 +390,8 @@ fn inbound_message(
         references: ids_of(root_value(message, HeaderName::References)),
         from,
         reply_to: addresses_of(root_value(message, HeaderName::ReplyTo)),
-        to: addresses_of(root_value(message, HeaderName::To)),
-        cc: addresses_of(root_value(message, HeaderName::Cc)),
+        to,
+        cc,
         subject,
         date,
         body_text: bodies.text,
@@ -777,6 +817,140 @@ mod tests {
                 .reason
                 .contains("MIME part count exceeds the limit of 10")
         );
+    }
+
+    /// Normalises `raw` and checks it took less than `seconds` (debug build).
+    fn normalise_within(raw: &[u8], seconds: u64) -> Normalised {
+        let started = std::time::Instant::now();
+        let normalised = normalise(raw, &Limits::DEFAULT);
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < std::time::Duration::from_secs(seconds),
+            "normalise took {elapsed:?}"
+        );
+        normalised
+    }
+
+    #[test]
+    fn ten_thousand_parts_are_quarantined_quickly() {
+        let mut raw =
+            b"From: a@example.com\nSubject: wide\nContent-Type: multipart/mixed; boundary=w\n\n"
+                .to_vec();
+        for index in 0..10_000 {
+            raw.extend_from_slice(
+                format!("--w\nContent-Type: text/plain\n\npart {index}\n").as_bytes(),
+            );
+        }
+        raw.extend_from_slice(b"--w--\n");
+        let Normalised::Quarantine(quarantine) = normalise_within(&raw, 5) else {
+            panic!("10,000 parts must be quarantined");
+        };
+        assert_eq!(
+            quarantine.reason,
+            "MIME part count exceeds the limit of 1000"
+        );
+        assert_eq!(quarantine.subject, "wide");
+    }
+
+    #[test]
+    fn five_hundred_levels_of_nesting_are_quarantined_without_overflow() {
+        let Normalised::Quarantine(quarantine) = normalise_within(&nested_multipart(500), 5) else {
+            panic!("500 nested multiparts must be quarantined");
+        };
+        assert!(
+            quarantine.reason.starts_with("MIME nesting depth"),
+            "{}",
+            quarantine.reason
+        );
+        // Enclosed messages nest in their own way (message/rfc822 in message/rfc822).
+        let mut enclosed = Vec::new();
+        for level in 0..500 {
+            enclosed.extend_from_slice(
+                format!(
+                    "From: a@example.com\nSubject: level {level}\nContent-Type: message/rfc822\n\n"
+                )
+                .as_bytes(),
+            );
+        }
+        enclosed.extend_from_slice(b"From: a@example.com\nSubject: core\n\ninnermost\n");
+        match normalise_within(&enclosed, 5) {
+            Normalised::Quarantine(quarantine) => assert!(
+                quarantine.reason.starts_with("MIME nesting depth")
+                    || quarantine.reason.starts_with("MIME part count"),
+                "{}",
+                quarantine.reason
+            ),
+            Normalised::Message(message) => assert_eq!(message.subject, "level 0"),
+        }
+    }
+
+    #[test]
+    fn header_field_count_and_line_length() {
+        let mut many = b"Message-ID: <many@example.com>\nSubject: many\n".to_vec();
+        for index in 0..2_000 {
+            many.extend_from_slice(format!("X-F{index}: v\n").as_bytes());
+        }
+        many.extend_from_slice(b"\nbody\n");
+        assert_eq!(
+            quarantined(&many, &Limits::DEFAULT).reason,
+            "header block has 2002 fields, over the limit of 1000"
+        );
+        let mut long = b"Message-ID: <long@example.com>\nSubject: ".to_vec();
+        long.extend(std::iter::repeat_n(b'x', 40_000));
+        long.extend_from_slice(b"\n\nbody\n");
+        assert_eq!(
+            quarantined(&long, &Limits::DEFAULT).reason,
+            "a header line of 40009 bytes exceeds the 32768 byte limit"
+        );
+        // Folded lines are counted one physical line at a time.
+        let mut folded = b"Message-ID: <folded@example.com>\nSubject: folded\nReferences:".to_vec();
+        for index in 0..2_000 {
+            folded.extend_from_slice(format!("\n <ref-{index}@example.com>").as_bytes());
+        }
+        folded.extend_from_slice(b"\n\nbody\n");
+        assert_eq!(message(&folded).references.len(), 2_000);
+    }
+
+    #[test]
+    fn recipients_and_attachments_over_the_limit_are_ignored() {
+        let limits = Limits {
+            max_recipients: 3,
+            max_attachments: 2,
+            ..Limits::DEFAULT
+        };
+        let mut raw = b"From: a@example.com\nSubject: many\nTo: t1@example.com, t2@example.com\nCc: c1@example.com, c2@example.com, c3@example.com\nContent-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\nsee attached\n".to_vec();
+        for index in 0..5 {
+            raw.extend_from_slice(
+                format!("--m\nContent-Type: application/pdf\nContent-Disposition: attachment; filename=\"f{index}.pdf\"\nContent-Transfer-Encoding: base64\n\nJVBERi0=\n").as_bytes(),
+            );
+        }
+        raw.extend_from_slice(b"--m--\n");
+        let Normalised::Message(inbound_message) = normalise(&raw, &limits) else {
+            panic!("over the recipient and attachment limits is still a message");
+        };
+        assert_eq!(inbound_message.to.len(), 2);
+        assert_eq!(inbound_message.cc.len(), 1);
+        assert_eq!(inbound_message.attachments.len(), 2);
+        assert!(
+            inbound_message.warnings.contains(
+                &"5 To and Cc addresses, over the limit of 3: the rest are ignored".to_string()
+            ),
+            "{:?}",
+            inbound_message.warnings
+        );
+        assert!(
+            inbound_message
+                .warnings
+                .iter()
+                .any(|warning| warning.starts_with("5 attachments, over the limit of 2")),
+            "{:?}",
+            inbound_message.warnings
+        );
+        let Normalised::Message(unlimited) = normalise(&raw, &Limits::DEFAULT) else {
+            panic!("a message");
+        };
+        assert_eq!(unlimited.attachments.len(), 5);
+        assert_eq!(unlimited.cc.len(), 3);
     }
 
     #[test]

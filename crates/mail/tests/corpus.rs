@@ -129,6 +129,10 @@ fn truncated_mime_corpus_is_normalised_without_panic() {
         max_mime_parts: 20,
         max_mime_depth: 3,
         max_header_bytes: 4_096,
+        max_header_fields: 40,
+        max_header_line_bytes: 1_024,
+        max_recipients: 3,
+        max_attachments: 2,
     };
     let mut outcomes = [0usize; 2];
     for path in sorted_files(&corpus.join("mime"), Some("eml")) {

@@ -255,6 +255,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(&settings);
     match cli.command {
         Command::Serve => {
+            crate::settings::warn_about_readable_secret_files(&settings);
             let application = std::sync::Arc::new(Application::build(&settings).await?);
             serve::serve(application, &settings, shutdown_signal()).await
         }

@@ -50,6 +50,10 @@ pub struct RawIntake {
     pub max_mime_parts: usize,
     pub max_mime_depth: usize,
     pub max_header_bytes: usize,
+    pub max_header_fields: usize,
+    pub max_header_line_bytes: usize,
+    pub max_recipients: usize,
+    pub max_attachments: usize,
     pub batch_size: usize,
     pub drop_folder: PathBuf,
     pub poll_interval_ms: u64,
@@ -95,6 +99,10 @@ pub struct Settings {
     pub outbound: crate::outbox_cli::OutboundSettings,
     /// The web server; `None` when `web.enabled` is false.
     pub web: Option<supportd_web::WebSettings>,
+    /// Files that hold secrets (password and token files, and the
+    /// configuration file when its database URL carries a password): `serve`
+    /// warns about those readable by group or others.
+    pub secret_files: Vec<PathBuf>,
 }
 
 /// What intake needs: limits for the parser, batching, and the drop folder of `serve`.
@@ -107,6 +115,18 @@ pub struct IntakeSettings {
 }
 
 impl Settings {
+    /// Parses and validates configuration text as if read from `config_path`,
+    /// without environment overrides: what `load` does after reading the
+    /// file (the fuzz target of the config loader drives this).
+    pub fn parse(config_text: &str, config_path: &Path) -> anyhow::Result<Settings> {
+        let raw: RawSettings = Figment::new()
+            .merge(Toml::string(config_text))
+            .extract()
+            .map_err(|error| anyhow::anyhow!("{}", figment_error_text(error)))
+            .with_context(|| format!("invalid configuration in {}", config_path.display()))?;
+        Settings::validate(config_path, raw, None)
+    }
+
     /// Reads `config_path` (or [`DEFAULT_CONFIG_PATH`]), applies environment
     /// overrides and `database_override`, and validates the result.
     pub fn load(
@@ -163,6 +183,19 @@ impl Settings {
                 intake.max_message_bytes
             );
         }
+        for (key, value) in [
+            ("max_mime_parts", intake.max_mime_parts),
+            ("max_mime_depth", intake.max_mime_depth),
+            ("max_header_bytes", intake.max_header_bytes),
+            ("max_header_fields", intake.max_header_fields),
+            ("max_header_line_bytes", intake.max_header_line_bytes),
+            ("max_recipients", intake.max_recipients),
+            ("max_attachments", intake.max_attachments),
+        ] {
+            if value == 0 {
+                bail!("{}: intake.{key} must be at least 1", config_path.display());
+            }
+        }
         let mut names = std::collections::BTreeSet::new();
         for mailbox in &raw.mailbox {
             if !names.insert(mailbox.name.as_str()) {
@@ -184,9 +217,11 @@ impl Settings {
                 database_url
             );
         }
+        let secret_files = secret_files(config_path, &raw, &beside_config);
         let outbound = raw.outbound.validate(config_path, &beside_config)?;
         let web = validate_web(config_path, &raw.web)?;
         Ok(Settings {
+            secret_files,
             web,
             outbound,
             config_path: config_path.to_path_buf(),
@@ -199,6 +234,10 @@ impl Settings {
                     max_mime_parts: intake.max_mime_parts,
                     max_mime_depth: intake.max_mime_depth,
                     max_header_bytes: intake.max_header_bytes,
+                    max_header_fields: intake.max_header_fields,
+                    max_header_line_bytes: intake.max_header_line_bytes,
+                    max_recipients: intake.max_recipients,
+                    max_attachments: intake.max_attachments,
                 },
                 batch_size: intake.batch_size,
                 drop_folder: intake.drop_folder.clone(),
@@ -266,4 +305,81 @@ fn figment_error_text(error: figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The files of `raw` that hold secrets, in the order of the configuration.
+fn secret_files(
+    config_path: &Path,
+    raw: &RawSettings,
+    beside_config: &dyn Fn(&Path) -> PathBuf,
+) -> Vec<PathBuf> {
+    use supportd_intake::{Auth, SecretSource};
+    let mut files = Vec::new();
+    if url_has_password(&raw.database.url) {
+        files.push(config_path.to_path_buf());
+    }
+    let add_source = |source: Option<&SecretSource>, files: &mut Vec<PathBuf>| {
+        if let Some(SecretSource::File(path)) = source {
+            files.push(path.clone());
+        }
+    };
+    for mailbox in &raw.mailbox {
+        match &mailbox.auth {
+            Auth::Password(source) | Auth::Xoauth2(source) => add_source(Some(source), &mut files),
+            Auth::OAuth2(refresher) => {
+                let oauth2 = refresher.settings();
+                add_source(oauth2.client_secret.as_ref(), &mut files);
+                files.push(oauth2.refresh_token_file.clone());
+            }
+        }
+    }
+    if let Some(path) = &raw.outbound.password_file {
+        files.push(beside_config(path));
+    }
+    files
+}
+
+/// `scheme://user:password@host…`: a URL with a password in it.
+fn url_has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(user_info, _)| user_info.contains(':'))
+}
+
+/// Logs a warning naming each secret file that group or others may read.
+/// Files that cannot be read are left to the code that reads them.
+pub fn warn_about_readable_secret_files(settings: &Settings) {
+    use std::os::unix::fs::PermissionsExt;
+    for path in &settings.secret_files {
+        let Ok(metadata) = std::fs::metadata(path) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{mode:o}"),
+                "A file holding a secret is readable by group or others; make it readable only by its owner (chmod 600)."
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod secret_file_tests {
+    use super::url_has_password;
+
+    #[test]
+    fn urls_with_a_password() {
+        assert!(url_has_password(
+            "postgres://supportd:secret@db.example/supportd"
+        ));
+        assert!(!url_has_password("postgres://supportd@db.example/supportd"));
+        assert!(!url_has_password("sqlite://data/supportd.db"));
+        assert!(!url_has_password("sqlite:///var/lib/a:b@c/supportd.db"));
+    }
 }
