@@ -6,6 +6,7 @@ mod classify;
 mod corpus;
 mod imap;
 mod ingest;
+mod instances;
 mod loop_protection;
 mod outbound;
 mod serve;

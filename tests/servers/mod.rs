@@ -3,6 +3,8 @@
 
 pub mod dovecot;
 pub mod postfix;
+pub mod postgres;
 
 pub use dovecot::Dovecot;
 pub use postfix::Postfix;
+pub use postgres::PostgresDatabase;
