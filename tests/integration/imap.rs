@@ -628,3 +628,82 @@ async fn without_idle_and_move_it_polls_and_copies() {
     }
     assert_eq!(uids(&session.fetch_after(3, 10).await.expect("fetch")), [4]);
 }
+
+#[tokio::test]
+async fn oauth2_refreshes_the_access_token_and_saves_the_rotated_refresh_token() {
+    use std::os::unix::fs::PermissionsExt;
+    use supportd_intake::{OAuth2Settings, TokenRefresher};
+    let dovecot = Dovecot::start();
+    let first_refresh = dovecot.issue_oauth2_refresh_token(SUPPORT_USER);
+    let refresh_file = secret_file(&dovecot, "refresh-token", &first_refresh);
+    let settings = OAuth2Settings {
+        token_endpoint: dovecot.oauth2_token_endpoint(),
+        client_id: "supportd-test".to_owned(),
+        client_secret: None,
+        refresh_token_file: refresh_file.clone(),
+        scope: Some("https://outlook.office.com/IMAP.AccessAsUser.All offline_access".to_owned()),
+        ca_file: None,
+    };
+    let mut account = plain_account(&dovecot);
+    account.auth = Auth::OAuth2(TokenRefresher::new(settings.clone()));
+
+    let before = chrono::Utc::now().timestamp();
+    let mut session = connect(&account)
+        .await
+        .expect("XOAUTH2 login with a refreshed token");
+    session.select("INBOX").await.expect("select");
+    let expires_at = session.token_expires_at().expect("the expiry is known");
+    assert!(
+        (before + 3500..=before + 3700).contains(&expires_at),
+        "{expires_at}"
+    );
+    session.logout().await.expect("logout");
+    assert_eq!(dovecot.oauth2_token_requests(), 1);
+
+    // The provider rotated the refresh token: the new one is in the file,
+    // readable by the owner only; the old one is spent.
+    let saved = std::fs::read_to_string(&refresh_file).unwrap();
+    let saved = saved.trim();
+    assert_ne!(saved, first_refresh, "the rotated token was saved");
+    assert!(saved.starts_with("refresh-"), "{saved}");
+    let mode = std::fs::metadata(&refresh_file)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // A second login within the token's life asks the endpoint nothing.
+    connect(&account)
+        .await
+        .expect("second login")
+        .logout()
+        .await
+        .unwrap();
+    assert_eq!(
+        dovecot.oauth2_token_requests(),
+        1,
+        "the access token is reused"
+    );
+
+    // After a restart (a new refresher), the saved token works.
+    account.auth = Auth::OAuth2(TokenRefresher::new(settings.clone()));
+    connect(&account)
+        .await
+        .expect("login after a restart")
+        .logout()
+        .await
+        .unwrap();
+    assert_eq!(dovecot.oauth2_token_requests(), 2);
+
+    // A revoked refresh token: refused, named as such, no secret in the error.
+    std::fs::write(&refresh_file, "revoked-token\n").unwrap();
+    account.auth = Auth::OAuth2(TokenRefresher::new(settings));
+    let error = connect(&account).await.unwrap_err();
+    assert!(
+        matches!(error, IntakeError::AuthenticationRefused { .. }),
+        "{error:?}"
+    );
+    assert!(format!("{error}").contains("invalid_grant"), "{error}");
+    assert!(!format!("{error:?} {error}").contains("revoked-token"));
+}

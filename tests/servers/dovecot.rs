@@ -7,7 +7,9 @@
 //! - users from a passwd-file ([`SUPPORT_USER`], [`OTHER_USER`], more with
 //!   [`Dovecot::add_user`]);
 //! - SASL XOAUTH2 through Dovecot's oauth2 passdb, which asks a tiny
-//!   introspection endpoint run here ([`Dovecot::issue_oauth2_token`]);
+//!   introspection endpoint run here ([`Dovecot::issue_oauth2_token`]); the
+//!   same small server is the token endpoint that refreshes and rotates
+//!   ([`Dovecot::issue_oauth2_refresh_token`]);
 //! - fast seeding by writing into Maildir ([`Dovecot::deliver`]); `doveadm`
 //!   for what a test checks or changes behind the client's back.
 //!
@@ -200,6 +202,28 @@ impl Dovecot {
             .lock()
             .expect("token table")
             .remove(token);
+    }
+
+    /// A refresh token the harness's token endpoint accepts once for `user`
+    /// (each use rotates it).
+    pub fn issue_oauth2_refresh_token(&self, user: &str) -> String {
+        let token = unique_token("refresh");
+        self.introspection
+            .refresh_tokens
+            .lock()
+            .expect("refresh tokens")
+            .insert(token.clone(), user.to_owned());
+        token
+    }
+
+    /// The harness's OAuth2 token endpoint (refresh grant), plain HTTP on loopback.
+    pub fn oauth2_token_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.introspection.port)
+    }
+
+    /// How many refresh requests the token endpoint answered.
+    pub fn oauth2_token_requests(&self) -> u64 {
+        self.introspection.token_requests.load(Ordering::Relaxed)
     }
 
     /// How many introspection requests Dovecot made (proof that XOAUTH2 went
@@ -747,7 +771,10 @@ fn make_certificates(directory: &Path) {
 struct IntrospectionServer {
     port: u16,
     tokens: Arc<Mutex<HashMap<String, String>>>,
+    /// Refresh tokens the token endpoint accepts, with their user.
+    refresh_tokens: Arc<Mutex<HashMap<String, String>>>,
     requests: Arc<AtomicU64>,
+    token_requests: Arc<AtomicU64>,
     stopping: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -758,11 +785,15 @@ impl IntrospectionServer {
             TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind introspection endpoint");
         let port = listener.local_addr().expect("local address").port();
         let tokens: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+        let refresh_tokens: Arc<Mutex<HashMap<String, String>>> = Arc::default();
         let requests: Arc<AtomicU64> = Arc::default();
+        let token_requests: Arc<AtomicU64> = Arc::default();
         let stopping: Arc<AtomicBool> = Arc::default();
         let thread = {
             let tokens = Arc::clone(&tokens);
+            let refresh_tokens = Arc::clone(&refresh_tokens);
             let requests = Arc::clone(&requests);
+            let token_requests = Arc::clone(&token_requests);
             let stopping = Arc::clone(&stopping);
             std::thread::spawn(move || {
                 for stream in listener.incoming() {
@@ -770,8 +801,13 @@ impl IntrospectionServer {
                         break;
                     }
                     if let Ok(stream) = stream {
-                        requests.fetch_add(1, Ordering::Relaxed);
-                        let _ = answer_introspection(stream, &tokens);
+                        let endpoints = Endpoints {
+                            tokens: &tokens,
+                            refresh_tokens: &refresh_tokens,
+                            introspections: &requests,
+                            token_requests: &token_requests,
+                        };
+                        let _ = answer_oauth2(stream, &endpoints);
                     }
                 }
             })
@@ -779,7 +815,9 @@ impl IntrospectionServer {
         IntrospectionServer {
             port,
             tokens,
+            refresh_tokens,
             requests,
+            token_requests,
             stopping,
             thread: Some(thread),
         }
@@ -795,10 +833,28 @@ impl IntrospectionServer {
     }
 }
 
-fn answer_introspection(
-    stream: TcpStream,
-    tokens: &Mutex<HashMap<String, String>>,
-) -> std::io::Result<()> {
+/// A token no other test or call has: prefix, process, a counter.
+fn unique_token(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// What the harness's OAuth2 server knows and counts.
+struct Endpoints<'a> {
+    tokens: &'a Mutex<HashMap<String, String>>,
+    refresh_tokens: &'a Mutex<HashMap<String, String>>,
+    introspections: &'a AtomicU64,
+    token_requests: &'a AtomicU64,
+}
+
+/// `POST /introspect` (RFC 7662, for Dovecot) and `POST /token` (RFC 6749
+/// §6 refresh grant, for supportd): a refresh token is good once; each use
+/// issues an access token and rotates the refresh token, as Microsoft does.
+fn answer_oauth2(stream: TcpStream, endpoints: &Endpoints<'_>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut content_length = 0usize;
@@ -818,19 +874,65 @@ fn answer_introspection(
     let mut body = vec![0; content_length];
     reader.read_exact(&mut body)?;
     let body = String::from_utf8_lossy(&body);
-    let token = body
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("token="))
-        .unwrap_or_default();
-    let user = tokens.lock().expect("token table").get(token).cloned();
-    let json = match user {
-        Some(user) => format!(r#"{{"active": true, "username": "{user}"}}"#),
-        None => r#"{"active": false}"#.to_owned(),
+    let field = |name: &str| {
+        body.split('&')
+            .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (status, json) = if request_line.contains(" /token ") {
+        endpoints.token_requests.fetch_add(1, Ordering::Relaxed);
+        let user = endpoints
+            .refresh_tokens
+            .lock()
+            .expect("refresh tokens")
+            .remove(&field("refresh_token"));
+        match (user, field("grant_type").as_str()) {
+            (Some(user), "refresh_token") => {
+                let access = unique_token("access");
+                let refresh = unique_token("refresh");
+                endpoints
+                    .tokens
+                    .lock()
+                    .expect("token table")
+                    .insert(access.clone(), user.clone());
+                endpoints
+                    .refresh_tokens
+                    .lock()
+                    .expect("refresh tokens")
+                    .insert(refresh.clone(), user);
+                (
+                    "200 OK",
+                    format!(
+                        r#"{{"token_type": "Bearer", "access_token": "{access}", "expires_in": 3600, "refresh_token": "{refresh}"}}"#
+                    ),
+                )
+            }
+            _ => (
+                "400 Bad Request",
+                r#"{"error": "invalid_grant", "error_description": "refresh token revoked"}"#
+                    .to_owned(),
+            ),
+        }
+    } else {
+        endpoints.introspections.fetch_add(1, Ordering::Relaxed);
+        let token = field("token");
+        let user = endpoints
+            .tokens
+            .lock()
+            .expect("token table")
+            .get(&token)
+            .cloned();
+        let json = match user {
+            Some(user) => format!(r#"{{"active": true, "username": "{user}"}}"#),
+            None => r#"{"active": false}"#.to_owned(),
+        };
+        ("200 OK", json)
     };
     let mut stream = stream;
     write!(
         stream,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
         json.len()
     )?;
     stream.flush()

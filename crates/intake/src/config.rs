@@ -15,6 +15,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::error::IntakeError;
+use crate::oauth2::{OAuth2Settings, TokenRefresher};
 
 /// IMAP servers log an idle client off after 30 minutes (RFC 2177 says
 /// re-issue IDLE at least every 29 minutes); `idle_timeout` must stay below.
@@ -94,6 +95,10 @@ pub enum Auth {
     /// and Gmail require. The token is read again at every connection, so a
     /// file rewritten by a token refresher is picked up on the next login.
     Xoauth2(SecretSource),
+    /// SASL `XOAUTH2` with access tokens supportd gets itself from the
+    /// provider's token endpoint with a refresh token, saving the refresh
+    /// token when the provider rotates it.
+    OAuth2(TokenRefresher),
 }
 
 /// Where a secret is read from. Never the secret itself.
@@ -292,6 +297,16 @@ enum RawAuth {
         token_env: Option<String>,
         token_file: Option<PathBuf>,
     },
+    #[serde(rename = "oauth2")]
+    OAuth2 {
+        token_endpoint: String,
+        client_id: String,
+        client_secret_env: Option<String>,
+        client_secret_file: Option<PathBuf>,
+        refresh_token_file: PathBuf,
+        scope: Option<String>,
+        ca_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -346,6 +361,49 @@ impl TryFrom<RawImapAccount> for ImapAccount {
                 secret_source(token_env, token_file, "auth.token_env", "auth.token_file")
                     .map_err(&invalid)?,
             ),
+            RawAuth::OAuth2 {
+                token_endpoint,
+                client_id,
+                client_secret_env,
+                client_secret_file,
+                refresh_token_file,
+                scope,
+                ca_file,
+            } => {
+                let endpoint = token_endpoint.trim();
+                let loopback_http = endpoint
+                    .strip_prefix("http://")
+                    .and_then(|rest| rest.split(['/', ':']).next())
+                    .is_some_and(is_loopback_host);
+                if !endpoint.starts_with("https://") && !loopback_http {
+                    return Err(invalid(format!(
+                        "auth.token_endpoint must be an https:// URL (http:// only on loopback), not `{endpoint}`"
+                    )));
+                }
+                if client_id.trim().is_empty() {
+                    return Err(invalid("auth.client_id must not be empty".to_owned()));
+                }
+                let client_secret = match (client_secret_env, client_secret_file) {
+                    (None, None) => None,
+                    (env, file) => Some(
+                        secret_source(
+                            env,
+                            file,
+                            "auth.client_secret_env",
+                            "auth.client_secret_file",
+                        )
+                        .map_err(&invalid)?,
+                    ),
+                };
+                Auth::OAuth2(TokenRefresher::new(OAuth2Settings {
+                    token_endpoint: endpoint.to_owned(),
+                    client_id: client_id.trim().to_owned(),
+                    client_secret,
+                    refresh_token_file,
+                    scope,
+                    ca_file,
+                }))
+            }
         };
         let folders = raw.folders.unwrap_or_else(|| vec!["INBOX".to_owned()]);
         if folders.is_empty() {
@@ -505,6 +563,49 @@ mod tests {
 
     fn with(extra: &str) -> String {
         format!("{MINIMAL}\n{extra}")
+    }
+
+    const OAUTH2: &str = r#"
+        name = "m365"
+        host = "outlook.office365.com"
+        security = "tls"
+        username = "CloudSupport@centurylink.com"
+    "#;
+
+    #[test]
+    fn oauth2_refresh_needs_an_https_endpoint_and_a_client_id() {
+        let account = parse(&format!(
+            "{OAUTH2}\nauth = {{ method = \"oauth2\", token_endpoint = \"https://login.microsoftonline.com/t/oauth2/v2.0/token\", client_id = \"abc\", refresh_token_file = \"/var/lib/supportd/refresh\" }}"
+        ))
+        .unwrap();
+        let Auth::OAuth2(refresher) = &account.auth else {
+            panic!("{:?}", account.auth);
+        };
+        assert_eq!(refresher.settings().client_id, "abc");
+        assert_eq!(refresher.settings().client_secret, None);
+
+        let plain_http = parse(&format!(
+            "{OAUTH2}\nauth = {{ method = \"oauth2\", token_endpoint = \"http://login.example.com/token\", client_id = \"abc\", refresh_token_file = \"/r\" }}"
+        ))
+        .unwrap_err();
+        assert!(plain_http.contains("https://"), "{plain_http}");
+        let loopback = parse(&format!(
+            "{OAUTH2}\nauth = {{ method = \"oauth2\", token_endpoint = \"http://127.0.0.1:8081/token\", client_id = \"abc\", refresh_token_file = \"/r\" }}"
+        ));
+        assert!(loopback.is_ok(), "{loopback:?}");
+        let no_client = parse(&format!(
+            "{OAUTH2}\nauth = {{ method = \"oauth2\", token_endpoint = \"https://x.example/token\", client_id = \" \", refresh_token_file = \"/r\" }}"
+        ))
+        .unwrap_err();
+        assert!(no_client.contains("client_id"), "{no_client}");
+    }
+
+    #[test]
+    fn stale_after_must_outlast_the_idle_timeout() {
+        let error = parse(&with("idle_timeout = \"10m\"\nstale_after = \"5m\"")).unwrap_err();
+        assert!(error.contains("stale_after"), "{error}");
+        let account = parse(&with("idle_timeout = \"10m\"")).unwrap();
+        assert_eq!(account.stale_after, Duration::from_secs(15 * 60));
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub enum IntakeError {
         server_message: String,
     },
 
+    /// The OAuth2 token endpoint could not give an access token (network,
+    /// HTTP error, an answer that is not a token). Retried with backoff.
+    #[error("OAuth2 token endpoint {endpoint}: {reason}")]
+    TokenEndpoint { endpoint: String, reason: String },
+
     /// The server is up but cannot serve us now (`NO [UNAVAILABLE]`, `BYE` at
     /// greeting, a temporary authentication failure).
     #[error("the server is unavailable: {server_message}")]

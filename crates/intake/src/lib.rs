@@ -33,6 +33,7 @@
 mod backoff;
 mod config;
 mod error;
+mod oauth2;
 mod session;
 mod transport;
 mod uid_set;
@@ -44,6 +45,7 @@ pub use config::{
     is_loopback_host, parse_duration,
 };
 pub use error::IntakeError;
+pub use oauth2::{AccessToken, EXPIRY_MARGIN, OAuth2Settings, TokenRefresher};
 pub use session::{FetchedMessage, FolderState, IdleOutcome, ServerCapabilities, Session, connect};
 pub use transport::ImapTransport;
 pub use uid_set::uid_set;

@@ -100,6 +100,9 @@ pub struct ServerCapabilities {
 pub struct Session {
     /// `None` once an error left the connection in an unknown state.
     inner: Option<ImapSession>,
+    /// When the OAuth2 access token used to log in expires (Unix seconds),
+    /// when known.
+    token_expires_at: Option<i64>,
     account_name: String,
     capabilities: ServerCapabilities,
     command_timeout: Duration,
@@ -155,7 +158,7 @@ pub async fn connect(account: &ImapAccount) -> Result<Session, IntakeError> {
             client
         }
     };
-    let mut imap_session = log_in(client, account).await?;
+    let (mut imap_session, token_expires_at) = log_in(client, account).await?;
     let capability_list = within(
         account.command_timeout,
         "CAPABILITY",
@@ -185,6 +188,7 @@ pub async fn connect(account: &ImapAccount) -> Result<Session, IntakeError> {
         exists: 0,
         new_mail_announced: false,
         known_folders: HashSet::new(),
+        token_expires_at,
     })
 }
 
@@ -231,15 +235,21 @@ async fn read_greeting(
     }
 }
 
+/// Logs in; answers the session and, for OAuth2 with refresh, when the
+/// access token expires.
 async fn log_in(
     client: async_imap::Client<ImapTransport>,
     account: &ImapAccount,
-) -> Result<ImapSession, IntakeError> {
-    let (operation, attempt) = match &account.auth {
+) -> Result<(ImapSession, Option<i64>), IntakeError> {
+    let xoauth2 = |access_token: &crate::config::Secret| {
+        Xoauth2Authenticator::new(&account.username, access_token)
+    };
+    let (operation, expires_at, attempt) = match &account.auth {
         Auth::Password(source) => {
             let password = source.read().await?;
             (
                 "LOGIN",
+                None,
                 tokio::time::timeout(
                     account.command_timeout,
                     client.login(&account.username, password.expose()),
@@ -249,12 +259,24 @@ async fn log_in(
         }
         Auth::Xoauth2(source) => {
             let access_token = source.read().await?;
-            let authenticator = Xoauth2Authenticator::new(&account.username, &access_token);
             (
                 "AUTHENTICATE XOAUTH2",
+                None,
                 tokio::time::timeout(
                     account.command_timeout,
-                    client.authenticate("XOAUTH2", authenticator),
+                    client.authenticate("XOAUTH2", xoauth2(&access_token)),
+                )
+                .await,
+            )
+        }
+        Auth::OAuth2(refresher) => {
+            let access_token = refresher.access_token(account.command_timeout).await?;
+            (
+                "AUTHENTICATE XOAUTH2",
+                Some(access_token.expires_at),
+                tokio::time::timeout(
+                    account.command_timeout,
+                    client.authenticate("XOAUTH2", xoauth2(&access_token.token)),
                 )
                 .await,
             )
@@ -265,11 +287,15 @@ async fn log_in(
             operation,
             timeout: account.command_timeout,
         }),
-        Ok(Ok(session)) => Ok(session),
+        Ok(Ok(session)) => Ok((session, expires_at)),
         Ok(Err((ImapError::No(server_message), _client))) => {
             if server_message.to_ascii_lowercase().contains("unavailable") {
                 Err(IntakeError::ServerUnavailable { server_message })
             } else {
+                if let Auth::OAuth2(refresher) = &account.auth {
+                    // Revoked early, perhaps: the next login gets a new one.
+                    refresher.invalidate().await;
+                }
                 Err(IntakeError::AuthenticationRefused {
                     username: account.username.clone(),
                     server_message,
@@ -296,6 +322,12 @@ async fn within<T>(
 impl Session {
     pub fn account_name(&self) -> &str {
         &self.account_name
+    }
+
+    /// When the OAuth2 access token this session logged in with expires
+    /// (Unix seconds); `None` for passwords and static tokens.
+    pub fn token_expires_at(&self) -> Option<i64> {
+        self.token_expires_at
     }
 
     pub fn capabilities(&self) -> ServerCapabilities {

@@ -149,7 +149,9 @@ pub(crate) async fn handshake(
     }
 }
 
-fn client_config(ca_file: Option<&Path>) -> io::Result<rustls::ClientConfig> {
+/// The rustls configuration for `ca_file` (web PKI roots plus it): IMAP TLS
+/// and the OAuth2 token endpoint.
+pub(crate) fn client_config(ca_file: Option<&Path>) -> io::Result<rustls::ClientConfig> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(ca_file) = ca_file {
