@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod classify;
+mod copy;
 mod corpus;
 mod imap;
 mod ingest;
