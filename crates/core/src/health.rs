@@ -155,7 +155,10 @@ mod tests {
         let health = board.snapshot()[0].1.clone();
         assert_eq!(health.state.slug(), "standby");
         assert!(health.is_healthy(120), "standing by is not a failure");
-        assert!(!health.is_healthy(131), "a standby that stops checking shows");
+        assert!(
+            !health.is_healthy(131),
+            "a standby that stops checking shows"
+        );
     }
 
     #[test]

@@ -195,7 +195,11 @@ async fn wait_for_lease(
                         .flatten()
                         .map(|lease| lease.holder)
                         .unwrap_or_default();
-                    tracing::info!(lease, holder, "Another instance polls this mailbox; standing by.");
+                    tracing::info!(
+                        lease,
+                        holder,
+                        "Another instance polls this mailbox; standing by."
+                    );
                     told = true;
                 }
                 health.standing_by(timing.standby_retry);

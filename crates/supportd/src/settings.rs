@@ -140,11 +140,7 @@ impl RawMailboxLease {
             )
         };
         if !(1_000..=3_600_000).contains(&self.ttl_ms) {
-            return Err(key_error(
-                "ttl_ms",
-                "between 1000 and 3600000",
-                self.ttl_ms,
-            ));
+            return Err(key_error("ttl_ms", "between 1000 and 3600000", self.ttl_ms));
         }
         if self.renew_interval_ms < 100 || self.renew_interval_ms > self.ttl_ms / 3 {
             return Err(key_error(
