@@ -219,12 +219,19 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Starts `supportd serve` in `env`, logging at info level.
     pub fn start(env: &TestEnv) -> ServeProcess {
+        ServeProcess::start_with(env, &[])
+    }
+
+    /// [`ServeProcess::start`] with extra environment variables (settings
+    /// overrides such as `SUPPORTD_WEB__SLA_SWEEP_SECONDS`).
+    pub fn start_with(env: &TestEnv, variables: &[(&str, &str)]) -> ServeProcess {
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log_path = env.path().join(format!("serve-{run}.log"));
         let log_file = std::fs::File::create(&log_path).expect("create the serve log");
         let child = env
             .command(&["serve"])
+            .envs(variables.iter().copied())
             .env("RUST_LOG", "info")
             .stderr(Stdio::from(log_file))
             .spawn()

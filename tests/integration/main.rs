@@ -2,6 +2,7 @@
 //! One test binary (see ripgrep's tests/tests.rs); one module per area.
 
 mod bad_input;
+mod browser;
 mod classify;
 mod copy;
 mod corpus;

@@ -23,6 +23,46 @@ pub(crate) fn attachments_of(message: &Message<'_>) -> Vec<Attachment> {
         .collect()
 }
 
+/// One attachment's bytes, for a download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentContent {
+    /// The same safe name as the stored metadata.
+    pub filename: String,
+    pub content_type: String,
+    /// After undoing the transfer encoding.
+    pub bytes: Vec<u8>,
+}
+
+/// The attachment at `position` (0-based, the order of the stored metadata)
+/// of the raw message, decoded; `None` when the message has no such
+/// attachment or cannot be parsed. Parses exactly as [`crate::normalise`]
+/// does, so positions agree with what was stored.
+pub fn attachment_content(raw: &[u8], position: usize) -> Option<AttachmentContent> {
+    let prepared = crate::header_block::prepare(raw);
+    let bytes = prepared.bytes.as_ref();
+    let message = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        mail_parser::MessageParser::default().parse(bytes)
+    }))
+    .ok()
+    .flatten()?;
+    let raw = message.raw_message.as_ref();
+    let part = message
+        .attachments
+        .iter()
+        .filter_map(|&part_id| message.parts.get(part_id as usize))
+        .nth(position)?;
+    let content_type = content_type_of(part);
+    Some(AttachmentContent {
+        filename: sanitise_filename(
+            part.attachment_name().unwrap_or(""),
+            position + 1,
+            &content_type,
+        ),
+        content_type,
+        bytes: decoded_bytes(raw, part).into_owned(),
+    })
+}
+
 fn attachment_of(raw: &[u8], part: &MessagePart<'_>, number: usize) -> Attachment {
     let content_type = content_type_of(part);
     let filename = sanitise_filename(part.attachment_name().unwrap_or(""), number, &content_type);

@@ -49,6 +49,7 @@ mod reply;
 use sha2::{Digest, Sha256};
 use supportd_core::{Address, InboundMessage};
 
+pub use attachments::{AttachmentContent, attachment_content};
 pub use mbox::split_mbox;
 pub use normalise::normalise;
 

@@ -26,6 +26,10 @@ use crate::{PgStore, SqliteStore, Store};
 /// is not copied: each side keeps its own.
 const TABLES: &[&str] = &[
     "tickets",
+    // Before classifications, whose insert trigger fills it (ON CONFLICT DO NOTHING).
+    "ticket_identifiers",
+    "ticket_notes",
+    "api_idempotency_keys",
     "messages",
     "raw_messages",
     "attachments",

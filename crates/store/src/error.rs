@@ -50,6 +50,14 @@ const SQLITE_UNAVAILABLE_CODES: [i64; 7] = [5, 6, 7, 10, 13, 14, 15];
 const SQLITE_CORRUPT_CODES: [i64; 2] = [11, 26];
 
 impl StoreError {
+    /// Whether one bad item of a batch may be the cause (a constraint or a
+    /// value the database refused), so that storing the items one by one is
+    /// worth it. Not for an unavailable database, a failed migration or a bad
+    /// URL: those fail every item alike.
+    pub fn may_be_one_item(&self) -> bool {
+        matches!(self, StoreError::Unexpected(_))
+    }
+
     /// Sorts a sqlx error from `database` into the variant a caller can act on.
     pub(crate) fn from_sqlx(database: &str, doing: &'static str, error: sqlx::Error) -> StoreError {
         match &error {

@@ -59,6 +59,7 @@
 
 mod codec;
 mod copy;
+mod desk;
 mod error;
 mod lease;
 mod model;
@@ -76,6 +77,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use supportd_core::{AccountRecord, TicketRef, TicketStatus};
 
 pub use copy::{CopyReport, TableCount};
+pub use desk::{
+    DeskDetail, DeskQuery, DeskTicket, IdempotencyClaim, Note, SearchQuery, SlaBreach, StaffReply,
+    audit_kinds,
+};
 pub use error::StoreError;
 pub use lease::Lease;
 pub use model::{
@@ -192,11 +197,21 @@ impl Store {
     /// An item later in the batch sees the items before it (a reply threads onto
     /// a ticket created earlier in the same batch). On error nothing of the batch
     /// is stored.
+    ///
+    /// One item the database refuses (a value that breaks a constraint: a bug
+    /// or a message nobody foresaw) does not block the rest: the batch is
+    /// retried item by item, and the refused item is stored raw in quarantine
+    /// with the database's reason (see [`StoreError::may_be_one_item`]).
     pub async fn ingest_batch(
         &self,
         items: &[IngestItem],
     ) -> Result<Vec<IngestOutcome>, StoreError> {
-        dispatch!(self, store => store.ingest_batch(items, None).await)
+        match dispatch!(self, store => store.ingest_batch(items, None).await) {
+            Err(error) if error.may_be_one_item() && !items.is_empty() => {
+                self.ingest_one_by_one(items, None, error).await
+            }
+            result => result,
+        }
     }
 
     /// [`Store::ingest_batch`] for an IMAP folder: also moves the folder's
@@ -209,7 +224,52 @@ impl Store {
         items: &[IngestItem],
         checkpoint: &Checkpoint,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
-        dispatch!(self, store => store.ingest_batch(items, Some(checkpoint)).await)
+        match dispatch!(self, store => store.ingest_batch(items, Some(checkpoint)).await) {
+            Err(error) if error.may_be_one_item() && !items.is_empty() => {
+                self.ingest_one_by_one(items, Some(checkpoint), error).await
+            }
+            result => result,
+        }
+    }
+
+    /// After a batch failed with `batch_error`: each item in a transaction of
+    /// its own; an item refused alone is stored as quarantined instead, with
+    /// the reason; the checkpoint last. Not atomic as a whole, which the
+    /// idempotent ingest makes safe: after a crash half-way the batch is
+    /// fetched again and what was stored comes back as duplicates.
+    async fn ingest_one_by_one(
+        &self,
+        items: &[IngestItem],
+        checkpoint: Option<&Checkpoint>,
+        batch_error: StoreError,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        tracing::warn!(
+            error = format!("{:#}", anyhow::Error::new(batch_error)),
+            items = items.len(),
+            "A batch was refused; storing its messages one by one to set the bad one aside."
+        );
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            let single = std::slice::from_ref(item);
+            let outcome = match dispatch!(self, store => store.ingest_batch(single, None).await) {
+                Ok(outcome) => outcome,
+                Err(error) if error.may_be_one_item() => {
+                    let reason = format!("{:#}", anyhow::Error::new(error));
+                    tracing::error!(
+                        error = reason,
+                        "The database refused a message; it is stored raw in quarantine."
+                    );
+                    let quarantined = [item.refused(&reason)];
+                    dispatch!(self, store => store.ingest_batch(&quarantined, None).await)?
+                }
+                Err(error) => return Err(error),
+            };
+            outcomes.extend(outcome);
+        }
+        if let Some(checkpoint) = checkpoint {
+            dispatch!(self, store => store.ingest_batch(&[], Some(checkpoint)).await)?;
+        }
+        Ok(outcomes)
     }
 
     /// Which of `uids` (of the IMAP folder stored as `mailbox`, e.g.

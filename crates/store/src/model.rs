@@ -151,6 +151,45 @@ pub enum IngestContent {
     },
 }
 
+impl IngestItem {
+    /// This item as a quarantined one (same bytes, position and idempotency
+    /// key), because the database refused to store it as it was.
+    pub(crate) fn refused(&self, reason: &str) -> IngestItem {
+        let quarantine_reason = format!("the database refused to store this message: {reason}");
+        let content = match &self.content {
+            IngestContent::Parsed { message, route, .. } => IngestContent::Quarantined {
+                quarantine_reason,
+                message_id: message.message_id.clone(),
+                content_hash: message.content_hash.clone(),
+                subject: message.subject.clone(),
+                from: message.from.clone(),
+                due: route.first_response_due,
+            },
+            IngestContent::Quarantined {
+                message_id,
+                content_hash,
+                subject,
+                from,
+                due,
+                ..
+            } => IngestContent::Quarantined {
+                quarantine_reason,
+                message_id: message_id.clone(),
+                content_hash: content_hash.clone(),
+                subject: subject.clone(),
+                from: from.clone(),
+                due: *due,
+            },
+        };
+        IngestItem {
+            raw: self.raw.clone(),
+            source: self.source.clone(),
+            received_at: self.received_at,
+            content,
+        }
+    }
+}
+
 /// What `ingest_batch` did with one item, in item order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IngestOutcome {

@@ -552,6 +552,107 @@ async fn checkpoint_moves_with_its_batch_and_only_then(store: &Store) {
 }
 store_test!(checkpoint_moves_with_its_batch_and_only_then);
 
+/// Runs `sqlite` or `postgres` (by backend) on the store's database through a
+/// connection of its own: for tests that change the schema under the store.
+async fn execute_directly(store: &Store, sqlite: &'static str, postgres: &'static str) {
+    use sqlx::Connection;
+    match store {
+        Store::Sqlite(_) => {
+            let url = format!("sqlite:{}", store.database());
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sqlite)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+        Store::Postgres(_) => {
+            let mut connection = sqlx::PgConnection::connect(store.database()).await.unwrap();
+            sqlx::raw_sql(postgres)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn one_refused_item_is_quarantined_and_the_rest_of_its_batch_stored(store: &Store) {
+    let checkpoint = Checkpoint {
+        mailbox: "support".into(),
+        folder: "INBOX".into(),
+        uidvalidity: 7,
+        last_uid: 3,
+    };
+    let items: Vec<IngestItem> = (1..=3)
+        .map(|uid| {
+            let mut item = item(message(
+                &format!("poison-{uid}@x"),
+                &format!("Question {uid}"),
+                "ann@contoso.com",
+            ));
+            item.source = SourcePosition::imap("support/INBOX", 7, uid);
+            item
+        })
+        .collect();
+    // The database refuses the second message (a trigger stands in for a
+    // value nobody foresaw): it must neither block the mailbox nor be lost.
+    execute_directly(
+        store,
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON messages \
+         WHEN NEW.message_id = 'poison-2@x' AND NEW.quarantine_reason IS NULL \
+         BEGIN SELECT RAISE(ABORT, 'poisoned for the test'); END",
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF NEW.message_id = 'poison-2@x' AND NEW.quarantine_reason IS NULL THEN \
+         RAISE EXCEPTION 'poisoned for the test'; END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER refuse_poison BEFORE INSERT ON messages \
+         FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    )
+    .await;
+    let outcomes = store
+        .ingest_batch_with_checkpoint(&items, &checkpoint)
+        .await
+        .unwrap();
+    // (PostgreSQL's sequence skips the numbers of the refused attempts.)
+    let [
+        IngestOutcome::Created(_),
+        IngestOutcome::Quarantined(refused),
+        IngestOutcome::Created(_),
+    ] = outcomes[..]
+    else {
+        panic!("created, quarantined, created: {outcomes:?}");
+    };
+    assert_eq!(
+        store.checkpoint("support", "INBOX").await.unwrap(),
+        Some(checkpoint.clone())
+    );
+    let refused = store.ticket(refused).await.unwrap().unwrap();
+    let stored = &refused.messages[0];
+    assert!(
+        stored
+            .quarantine_reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains("refused")),
+        "{:?}",
+        stored.quarantine_reason
+    );
+    assert_eq!(
+        store.raw_message(stored.id).await.unwrap().unwrap(),
+        items[1].raw,
+        "the bytes are kept"
+    );
+    // The same batch again: all duplicates, nothing doubled.
+    let again = store
+        .ingest_batch_with_checkpoint(&items, &checkpoint)
+        .await
+        .unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|outcome| matches!(outcome, IngestOutcome::Duplicate(_))),
+        "{again:?}"
+    );
+}
+store_test!(one_refused_item_is_quarantined_and_the_rest_of_its_batch_stored);
+
 // ---------------------------------------------------------------------------
 // Ingest: threading
 
@@ -1225,7 +1326,7 @@ async fn a_database_migrated_by_a_newer_version_is_refused() {
 }
 
 #[tokio::test]
-async fn sqlite_a_failing_item_rolls_back_the_whole_batch() {
+async fn sqlite_an_item_refused_even_in_quarantine_fails_its_batch_alone() {
     use sqlx::Connection;
     let test_store = fresh_store(Backend::Sqlite).await;
     let store = &test_store.store;
@@ -1233,7 +1334,7 @@ async fn sqlite_a_failing_item_rolls_back_the_whole_batch() {
     let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite:{path}"))
         .await
         .unwrap();
-    // Sabotage: the database refuses one particular subject.
+    // Sabotage: the database refuses one particular subject, even quarantined.
     sqlx::query(
         "CREATE TRIGGER refuse_boom BEFORE INSERT ON messages WHEN NEW.subject = 'boom' \
          BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END",
@@ -1246,30 +1347,28 @@ async fn sqlite_a_failing_item_rolls_back_the_whole_batch() {
         item(message("first@x", "fine", "ann@contoso.com")),
         item(message("second@x", "boom", "ann@contoso.com")),
     ];
-    let error = store.ingest_batch(&batch).await.unwrap_err();
-    assert!(
-        format!("{error:#}").contains("refused by test trigger"),
-        "{error:#}"
-    );
-    assert_eq!(store.ticket(cs(1001)).await.unwrap(), None);
-    assert_eq!(store.queue_summaries().await.unwrap(), vec![]);
-
-    // A checkpoint in a failing batch does not move either.
     let checkpoint = Checkpoint {
         mailbox: "support".into(),
         folder: "INBOX".into(),
         uidvalidity: 7,
         last_uid: 2,
     };
-    store
+    // The batch fails, one by one the good item is stored, the bad one
+    // cannot be stored at all: the call fails and the checkpoint stays.
+    let error = store
         .ingest_batch_with_checkpoint(&batch, &checkpoint)
         .await
         .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("refused by test trigger"),
+        "{error:#}"
+    );
     assert_eq!(store.checkpoint("support", "INBOX").await.unwrap(), None);
+    assert!(store.ticket(cs(1001)).await.unwrap().is_some());
 
-    // Nothing was consumed: the same first item now creates CS-1001.
+    // The source sends the batch again: the good item is a duplicate.
     let outcomes = ingest(store, vec![batch[0].clone()]).await;
-    assert_eq!(outcomes, vec![IngestOutcome::Created(cs(1001))]);
+    assert_eq!(outcomes, vec![IngestOutcome::Duplicate(cs(1001))]);
 }
 
 // ---------------------------------------------------------------------------
@@ -1783,19 +1882,20 @@ async fn postgres_ticket_numbers_are_never_reused_after_a_rollback() {
     .execute(&mut connection)
     .await
     .unwrap();
-    let batch = vec![
-        item(message("first@x", "fine", "ann@contoso.com")),
-        item(message("second@x", "boom", "ann@contoso.com")),
-    ];
-    let error = store.ingest_batch(&batch).await.unwrap_err();
+    let boom = item(message("second@x", "boom", "ann@contoso.com"));
+    let error = store.ingest_batch(&[boom]).await.unwrap_err();
     assert!(
         format!("{error:#}").contains("refused by test trigger"),
         "{error:#}"
     );
     assert_eq!(store.queue_summaries().await.unwrap(), vec![]);
-    // The rolled-back batch drew 1001 and 1002; they are never handed out again.
-    let outcomes = ingest(store, vec![batch[0].clone()]).await;
-    assert_eq!(outcomes, vec![IngestOutcome::Created(cs(1003))]);
+    // The rolled-back attempts drew 1001 and more; none is handed out again.
+    let fine = item(message("first@x", "fine", "ann@contoso.com"));
+    let outcomes = ingest(store, vec![fine]).await;
+    assert!(
+        matches!(outcomes[..], [IngestOutcome::Created(number)] if number.number() > 1001),
+        "{outcomes:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -20,9 +20,11 @@ pub mod ingest;
 pub mod mailbox;
 pub mod outbox_cli;
 pub mod pipeline;
+pub mod portal;
 pub mod report;
 pub mod serve;
 pub mod settings;
+pub mod sla;
 pub mod sources;
 pub mod staff_cli;
 

@@ -1,8 +1,9 @@
 //! `supportd serve`: the daemon. It runs a fixed set of long-lived tasks on one
 //! [`TaskTracker`] with one [`CancellationToken`]: the Maildir drop folder (an MTA
 //! or a person drops mail into `new/`), one task per IMAP mailbox
-//! ([`crate::mailbox`]), the outbox worker and the web server (`supportd-web`,
-//! bound before any task starts so a taken port fails the start).
+//! ([`crate::mailbox`]), the outbox worker, the web server (`supportd-web`,
+//! bound before any task starts so a taken port fails the start) with the SLA
+//! sweep ([`crate::sla`]) and API ticket intake ([`crate::portal`]).
 //!
 //! Drop folder: every new file is ingested and, after the commit and only then,
 //! moved to `cur/`. A crash between the commit and the move re-reads the file on
@@ -45,14 +46,26 @@ pub async fn serve(
             let address = listener
                 .local_addr()
                 .context("cannot read the web server's address")?;
+            let queues = application
+                .pipeline
+                .router()
+                .queues()
+                .iter()
+                .map(|queue| queue.name.clone())
+                .collect();
+            let intake = Arc::new(crate::portal::PipelineIntake {
+                application: application.clone(),
+            });
             let state = supportd_web::AppState::new(
                 application.store.clone(),
                 web_settings.clone(),
                 metrics,
             )?
-            .with_sources(board.clone());
+            .with_sources(board.clone())
+            .with_queues(queues)
+            .with_intake(intake);
             tracing::info!(address = %address, "Web server listening.");
-            Some((listener, state))
+            Some((listener, state, web_settings.sla_sweep_interval))
         }
         None => None,
     };
@@ -104,7 +117,17 @@ pub async fn serve(
             ),
         }
     }
-    if let Some((listener, state)) = web {
+    if let Some((listener, state, sla_sweep_interval)) = web {
+        {
+            let store = application.store.clone();
+            let cancel = cancel.clone();
+            tracker.spawn(async move {
+                crate::sla::run(store, sla_sweep_interval, cancel.clone()).await;
+                if !cancel.is_cancelled() {
+                    tracing::error!(task = "sla sweep", "Task ended early.");
+                }
+            });
+        }
         let cancel = cancel.clone();
         tracker.spawn(async move {
             let shutdown = cancel.clone().cancelled_owned();

@@ -74,6 +74,7 @@ pub struct RawWeb {
     pub address: String,
     pub secure_cookies: bool,
     pub session_hours: u64,
+    pub sla_sweep_seconds: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -291,10 +292,18 @@ fn validate_web(
             web.session_hours
         );
     }
+    if web.sla_sweep_seconds == 0 || web.sla_sweep_seconds > 3600 {
+        bail!(
+            "{}: web.sla_sweep_seconds must be between 1 and 3600, not {}",
+            config_path.display(),
+            web.sla_sweep_seconds
+        );
+    }
     Ok(Some(supportd_web::WebSettings {
         address,
         secure_cookies: web.secure_cookies,
         session_ttl: Duration::from_secs(web.session_hours * 3600),
+        sla_sweep_interval: Duration::from_secs(web.sla_sweep_seconds),
     }))
 }
 

@@ -5,11 +5,11 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde_json::json;
 use supportd_core::TicketRef;
-use supportd_store::{QueueSummary, TicketDetail};
+use supportd_store::{QueueQuery, QueueSummary, SearchQuery};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::pages::{QueueParams, next_after};
+use crate::pages::{QueueParams, SearchParams, next_after};
 
 /// The OpenAPI description of this API (`templates/openapi.json`).
 const OPENAPI: &str = include_str!("../templates/openapi.json");
@@ -37,25 +37,47 @@ pub(crate) async fn queue_tickets(
     Query(params): Query<QueueParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let query = params.query(&name)?;
-    let tickets = state.store.queue_tickets(&query).await?;
+    let tickets = state.store.desk_queue(&query).await?;
     let next_after = next_after(&query, &tickets);
     Ok(Json(
         json!({ "tickets": tickets, "next_after": next_after }),
     ))
 }
 
-/// `GET /api/tickets/{reference}`: the ticket with messages, routing and audit trail.
+/// `GET /api/tickets/{reference}`: the ticket with messages, routing and audit
+/// trail, plus the desk's part (`desk`: assignee, SLA breach, notes, staff replies).
 pub(crate) async fn ticket(
     State(state): State<AppState>,
     Path(reference): Path<String>,
-) -> Result<Json<TicketDetail>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let ticket_ref: TicketRef = reference.parse().map_err(|_| ApiError::NotFound)?;
-    state
+    let (detail, desk) = tokio::try_join!(
+        state.store.ticket(ticket_ref),
+        state.store.desk_detail(ticket_ref)
+    )?;
+    let (Some(detail), Some(desk)) = (detail, desk) else {
+        return Err(ApiError::NotFound);
+    };
+    let mut value =
+        serde_json::to_value(&detail).map_err(|error| ApiError::Internal(error.into()))?;
+    value["desk"] =
+        serde_json::to_value(&desk).map_err(|error| ApiError::Internal(error.into()))?;
+    Ok(Json(value))
+}
+
+/// `GET /api/search?q=&limit=`: by reference, sender, subscription or tenant ID,
+/// or words of the subject; newest first.
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let query = SearchQuery::parse(&params.q)
+        .ok_or_else(|| ApiError::BadRequest("`q` must not be empty".to_owned()))?;
+    let tickets = state
         .store
-        .ticket(ticket_ref)
-        .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound)
+        .search(&query, params.limit.unwrap_or(QueueQuery::DEFAULT_LIMIT))
+        .await?;
+    Ok(Json(json!({ "tickets": tickets })))
 }
 
 #[cfg(test)]

@@ -25,6 +25,16 @@ pub enum ApiError {
     /// A parameter the client sent is wrong; the text names it.
     #[error("{0}")]
     BadRequest(String),
+    /// The request conflicts with one still being handled; retry later.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// Well-formed, but cannot be done as asked (an idempotency key reused
+    /// with another request).
+    #[error("{0}")]
+    Unprocessable(&'static str),
+    /// This server was started without what the route needs.
+    #[error("{0}")]
+    NotAvailable(&'static str),
     /// Too many failed logins from this address or for this user.
     #[error("too many failed logins; try again later")]
     TooManyAttempts,
@@ -57,6 +67,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotAvailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -31,7 +31,9 @@
 
 mod api;
 mod auth;
+mod desk;
 mod error;
+mod intake;
 mod metrics;
 mod pages;
 mod templates;
@@ -43,11 +45,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
+use supportd_core::QueueName;
 use supportd_core::health::SourceBoard;
 use supportd_store::Store;
 
 pub use auth::{hash_password, new_api_token};
 pub use error::ApiError;
+pub use intake::{Channel, IntakeFuture, PortalTicket, TicketIntake};
 pub use metrics::{Metrics, install_metrics};
 
 /// The validated `[web]` section.
@@ -59,6 +63,8 @@ pub struct WebSettings {
     pub secure_cookies: bool,
     /// How long a login lasts.
     pub session_ttl: Duration,
+    /// How often `serve` runs the SLA sweep.
+    pub sla_sweep_interval: Duration,
 }
 
 /// Who may call a route.
@@ -91,6 +97,10 @@ pub struct AppState {
     templates: Arc<minijinja::Environment<'static>>,
     /// What the mail sources report, for `/readyz` and `/metrics`.
     sources: SourceBoard,
+    /// The queues of the routing configuration: where staff may move tickets.
+    queues: Arc<Vec<QueueName>>,
+    /// Creates tickets for `POST /api/tickets`; `None` answers 503.
+    intake: Option<Arc<dyn TicketIntake>>,
 }
 
 impl AppState {
@@ -102,6 +112,8 @@ impl AppState {
             limiter: Arc::new(auth::LoginLimiter::new()),
             templates: Arc::new(templates::environment()?),
             sources: SourceBoard::new(),
+            queues: Arc::new(Vec::new()),
+            intake: None,
         })
     }
 
@@ -110,6 +122,22 @@ impl AppState {
     pub fn with_sources(mut self, sources: SourceBoard) -> AppState {
         self.sources = sources;
         self
+    }
+
+    /// The queues staff may move tickets to (the routing configuration's).
+    pub fn with_queues(self, queues: Vec<QueueName>) -> AppState {
+        AppState {
+            queues: Arc::new(queues),
+            ..self
+        }
+    }
+
+    /// What creates tickets for `POST /api/tickets`.
+    pub fn with_intake(self, intake: Arc<dyn TicketIntake>) -> AppState {
+        AppState {
+            intake: Some(intake),
+            ..self
+        }
     }
 }
 
@@ -145,13 +173,44 @@ fn routes() -> Vec<Route> {
         route("POST", "/login", Public, post(pages::login)),
         route("POST", "/logout", Session, post(pages::logout)),
         route("GET", "/", Session, get(pages::queues)),
+        route("GET", "/search", Session, get(pages::search)),
         route("GET", "/queues/{name}", Session, get(pages::queue)),
         route("GET", "/tickets/{reference}", Session, get(pages::ticket)),
+        route(
+            "GET",
+            "/tickets/{reference}/attachments/{message}/{position}",
+            Session,
+            get(desk::page_attachment),
+        ),
+        route(
+            "POST",
+            "/tickets/{reference}/assign",
+            Session,
+            post(desk::page_assign),
+        ),
         route(
             "POST",
             "/tickets/{reference}/status",
             Session,
-            post(pages::set_status),
+            post(desk::page_status),
+        ),
+        route(
+            "POST",
+            "/tickets/{reference}/move",
+            Session,
+            post(desk::page_move),
+        ),
+        route(
+            "POST",
+            "/tickets/{reference}/reply",
+            Session,
+            post(desk::page_reply),
+        ),
+        route(
+            "POST",
+            "/tickets/{reference}/note",
+            Session,
+            post(desk::page_note),
         ),
         route("GET", "/metrics", Token, get(metrics::metrics)),
         route("GET", "/api/openapi.json", Token, get(api::openapi)),
@@ -162,7 +221,45 @@ fn routes() -> Vec<Route> {
             Token,
             get(api::queue_tickets),
         ),
+        route("GET", "/api/search", Token, get(api::search)),
+        route("POST", "/api/tickets", Token, post(intake::create_ticket)),
         route("GET", "/api/tickets/{reference}", Token, get(api::ticket)),
+        route(
+            "GET",
+            "/api/tickets/{reference}/attachments/{message}/{position}",
+            Token,
+            get(desk::api_attachment),
+        ),
+        route(
+            "POST",
+            "/api/tickets/{reference}/assign",
+            Token,
+            post(desk::api_assign),
+        ),
+        route(
+            "POST",
+            "/api/tickets/{reference}/status",
+            Token,
+            post(desk::api_status),
+        ),
+        route(
+            "POST",
+            "/api/tickets/{reference}/move",
+            Token,
+            post(desk::api_move),
+        ),
+        route(
+            "POST",
+            "/api/tickets/{reference}/replies",
+            Token,
+            post(desk::api_reply),
+        ),
+        route(
+            "POST",
+            "/api/tickets/{reference}/notes",
+            Token,
+            post(desk::api_note),
+        ),
     ]
 }
 

@@ -257,6 +257,7 @@ mod tests {
             address: "127.0.0.1:0".parse().unwrap(),
             secure_cookies: false,
             session_ttl: Duration::from_secs(60),
+            sla_sweep_interval: Duration::from_secs(60),
         };
         AppState::new(store, settings, Metrics::detached()).unwrap()
     }

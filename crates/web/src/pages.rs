@@ -10,8 +10,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use supportd_core::{Priority, QueueName, TicketRef, TicketStatus};
-use supportd_store::{NewSession, QueueQuery, StoredMessage, TicketOrder, TicketSummary};
+use supportd_core::{Category, Priority, QueueName, TicketRef, TicketStatus, Tier};
+use supportd_store::{
+    DeskQuery, DeskTicket, NewSession, QueueQuery, SearchQuery, StoredMessage, TicketOrder,
+    TicketSummary,
+};
 
 use crate::AppState;
 use crate::auth::{self, CurrentStaff};
@@ -271,6 +274,10 @@ pub(crate) async fn queues(
 #[derive(Debug, Deserialize)]
 pub(crate) struct QueueParams {
     status: Option<String>,
+    /// Only this tier (`unmanaged`, `platform`, `managed_os`); empty for all.
+    tier: Option<String>,
+    /// Only this category (`billing`, ...); empty for all.
+    category: Option<String>,
     /// `newest` (default) or `oldest`.
     order: Option<String>,
     /// Keyset paging: the last reference of the previous page.
@@ -278,15 +285,26 @@ pub(crate) struct QueueParams {
     limit: Option<u32>,
 }
 
+/// `None` for an absent or empty parameter, else its parsed value or a 400
+/// naming it.
+fn optional_param<T: std::str::FromStr>(
+    name: &str,
+    value: Option<&str>,
+) -> Result<Option<T>, ApiError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(value) => value
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::BadRequest(format!("unknown {name} `{value}`"))),
+    }
+}
+
 impl QueueParams {
-    pub(crate) fn query(&self, name: &str) -> Result<QueueQuery, ApiError> {
+    pub(crate) fn query(&self, name: &str) -> Result<DeskQuery, ApiError> {
         let queue = QueueName::parse(name).map_err(|_| ApiError::NotFound)?;
-        let status = match self.status.as_deref() {
-            None | Some("") => TicketStatus::Open,
-            Some(status) => status
-                .parse()
-                .map_err(|_| ApiError::BadRequest(format!("unknown status `{status}`")))?,
-        };
+        let status = optional_param::<TicketStatus>("status", self.status.as_deref())?
+            .unwrap_or(TicketStatus::Open);
         let order = match self.order.as_deref() {
             None | Some("") | Some("newest") => TicketOrder::NewestFirst,
             Some("oldest") => TicketOrder::OldestFirst,
@@ -302,9 +320,11 @@ impl QueueParams {
                 ApiError::BadRequest(format!("`after` must be a ticket reference, not `{after}`"))
             })?),
         };
-        Ok(QueueQuery {
+        Ok(DeskQuery {
             queue,
             status,
+            tier: optional_param::<Tier>("tier", self.tier.as_deref())?,
+            category: optional_param::<Category>("category", self.category.as_deref())?,
             order,
             after,
             limit: self
@@ -316,9 +336,13 @@ impl QueueParams {
 }
 
 /// The reference to continue after, when the page was full.
-pub(crate) fn next_after(query: &QueueQuery, tickets: &[TicketSummary]) -> Option<String> {
+pub(crate) fn next_after(query: &DeskQuery, tickets: &[DeskTicket]) -> Option<String> {
     (tickets.len() as u64 >= u64::from(query.limit))
-        .then(|| tickets.last().map(|ticket| ticket.ticket_ref.to_string()))
+        .then(|| {
+            tickets
+                .last()
+                .map(|ticket| ticket.summary.ticket_ref.to_string())
+        })
         .flatten()
 }
 
@@ -333,7 +357,26 @@ fn customer(ticket: &TicketSummary) -> String {
         .unwrap_or_else(|| "–".to_owned())
 }
 
-/// One queue's tickets, keyset-paged.
+/// One row of a ticket list (queue page, search results).
+pub(crate) fn ticket_row(ticket: &DeskTicket, now: i64) -> serde_json::Value {
+    let summary = &ticket.summary;
+    json!({
+        "reference": summary.ticket_ref.to_string(),
+        "queue": summary.queue.as_str(),
+        "subject": summary.subject,
+        "customer": customer(summary),
+        "tier": summary.labels.map_or("–".to_owned(), |labels| labels.tier.to_string()),
+        "category": summary.labels.map_or("–".to_owned(), |labels| labels.category.to_string()),
+        "priority": summary.priority.slug(),
+        "age": format_age(now - summary.created_at),
+        "status": summary.status.slug(),
+        "assignee": ticket.assignee,
+        "breached": ticket.sla_breached,
+        "overdue": summary.status == TicketStatus::Open && summary.first_response_due < now,
+    })
+}
+
+/// One queue's tickets, breached first, filtered, keyset-paged.
 pub(crate) async fn queue(
     State(state): State<AppState>,
     Extension(staff): Extension<CurrentStaff>,
@@ -341,24 +384,23 @@ pub(crate) async fn queue(
     Query(params): Query<QueueParams>,
 ) -> Result<Response, PageError> {
     let query = params.query(&name)?;
-    let tickets = state.store.queue_tickets(&query).await?;
+    let tickets = state.store.desk_queue(&query).await?;
     let now = now();
     let rows: Vec<serde_json::Value> = tickets
         .iter()
-        .map(|ticket| {
-            json!({
-                "reference": ticket.ticket_ref.to_string(),
-                "subject": ticket.subject,
-                "customer": customer(ticket),
-                "tier": ticket.labels.map_or("–".to_owned(), |labels| labels.tier.to_string()),
-                "category": ticket.labels.map_or("–".to_owned(), |labels| labels.category.to_string()),
-                "priority": ticket.priority.slug(),
-                "age": format_age(now - ticket.created_at),
-                "status": ticket.status.slug(),
-                "overdue": ticket.status == TicketStatus::Open && ticket.first_response_due < now,
-            })
-        })
+        .map(|ticket| ticket_row(ticket, now))
         .collect();
+    let filter = |name: &str, value: Option<String>| value.map(|value| format!("&{name}={value}"));
+    let filters = [
+        filter("tier", query.tier.map(|tier| tier.slug().to_owned())),
+        filter(
+            "category",
+            query.category.map(|category| category.slug().to_owned()),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<String>();
     render(
         &state,
         "queue.html",
@@ -368,11 +410,50 @@ pub(crate) async fn queue(
                 "queue": query.queue.as_str(),
                 "tickets": rows,
                 "statuses": TicketStatus::ALL.iter().map(|status| status.slug()).collect::<Vec<_>>(),
+                "tiers": Tier::ALL.iter().map(|tier| tier.slug()).collect::<Vec<_>>(),
+                "categories": Category::ALL.iter().map(|category| category.slug()).collect::<Vec<_>>(),
                 "current_status": query.status.slug(),
+                "current_tier": query.tier.map(|tier| tier.slug()),
+                "current_category": query.category.map(|category| category.slug()),
+                "filters": filters,
                 "order": match query.order { TicketOrder::NewestFirst => "newest", TicketOrder::OldestFirst => "oldest" },
                 "after": query.after.map(|after| after.to_string()),
                 "next_after": next_after(&query, &tickets),
             }),
+        ),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SearchParams {
+    #[serde(default)]
+    pub q: String,
+    pub limit: Option<u32>,
+}
+
+/// Search by reference, sender, subscription or tenant ID, or subject words.
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    Extension(staff): Extension<CurrentStaff>,
+    Query(params): Query<SearchParams>,
+) -> Result<Response, PageError> {
+    let now = now();
+    let rows: Vec<serde_json::Value> = match SearchQuery::parse(&params.q) {
+        Some(query) => state
+            .store
+            .search(&query, params.limit.unwrap_or(QueueQuery::DEFAULT_LIMIT))
+            .await?
+            .iter()
+            .map(|ticket| ticket_row(ticket, now))
+            .collect(),
+        None => Vec::new(),
+    };
+    render(
+        &state,
+        "search.html",
+        merge(
+            page_context(&staff),
+            json!({ "q": params.q.trim(), "tickets": rows }),
         ),
     )
 }
@@ -386,7 +467,7 @@ pub(crate) fn sanitise_html(html: &str) -> String {
         .to_string()
 }
 
-fn message_view(message: &StoredMessage) -> serde_json::Value {
+fn message_view(message: &StoredMessage, ticket_ref: TicketRef) -> serde_json::Value {
     let from = message
         .from
         .as_ref()
@@ -403,35 +484,95 @@ fn message_view(message: &StoredMessage) -> serde_json::Value {
             "in_scope": classification.in_scope,
             "microsoft": classification.microsoft,
             "reasons": classification.reasons,
-            "account": classification.account.as_ref().map(|account| account.customer.clone()),
+            "account": classification.account.as_ref().map(|account| json!({
+                "customer": account.customer,
+                "tenant_id": account.tenant_id,
+                "subscription_id": account.subscription_id,
+                "relationship": account.relationship.slug(),
+                "managed_os": account.managed_os,
+            })),
+            "subscription_ids": classification.entities.subscription_ids,
         })
     });
     json!({
+        "kind": "message",
+        "at": message.received_at,
         "from": from,
         "subject": message.subject,
         "received": format_time(message.received_at),
         "html": message.body_html.as_deref().map(sanitise_html),
         "text": message.body_text,
         "quarantine_reason": message.quarantine_reason,
-        "attachments": message.attachments.iter().map(|attachment| attachment.filename.clone()).collect::<Vec<_>>(),
+        "attachments": message.attachments.iter().enumerate().map(|(position, attachment)| json!({
+            "name": attachment.filename,
+            "size": format_size(attachment.size),
+            "href": format!("/tickets/{ticket_ref}/attachments/{}/{position}", message.id),
+        })).collect::<Vec<_>>(),
         "classification": classification,
     })
 }
 
-/// A ticket: its thread, classification, routing, audit trail and actions.
+/// `12 KB`, `3.4 MB`.
+fn format_size(bytes: u64) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{} KB", bytes.div_ceil(1024)),
+        _ => format!("{:.1} MB", bytes as f64 / 1_048_576.0),
+    }
+}
+
+/// A ticket: its thread (mail, staff replies, internal notes), classification,
+/// routing, audit trail and the action forms.
 pub(crate) async fn ticket(
     State(state): State<AppState>,
     Extension(staff): Extension<CurrentStaff>,
     Path(reference): Path<String>,
 ) -> Result<Response, PageError> {
     let ticket_ref: TicketRef = reference.parse().map_err(|_| ApiError::NotFound)?;
-    let detail = state
-        .store
-        .ticket(ticket_ref)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let (detail, desk) = tokio::try_join!(
+        state.store.ticket(ticket_ref),
+        state.store.desk_detail(ticket_ref)
+    )?;
+    let (Some(detail), Some(desk)) = (detail, desk) else {
+        return Err(ApiError::NotFound.into());
+    };
     let now = now();
     let summary = &detail.ticket;
+    let mut thread: Vec<serde_json::Value> = detail
+        .messages
+        .iter()
+        .map(|message| message_view(message, ticket_ref))
+        .collect();
+    thread.extend(desk.replies.iter().map(|reply| {
+        json!({
+            "kind": "reply",
+            "at": reply.created_at,
+            "from": reply.author,
+            "to": reply.recipient,
+            "received": format_time(reply.created_at),
+            "text": reply.body,
+            "delivery": reply.status.slug(),
+        })
+    }));
+    thread.extend(desk.notes.iter().map(|note| {
+        json!({
+            "kind": "note",
+            "at": note.created_at,
+            "from": note.author,
+            "received": format_time(note.created_at),
+            "text": note.body,
+        })
+    }));
+    // Stable: at equal times, mail before replies before notes.
+    thread.sort_by_key(|entry| entry["at"].as_i64().unwrap_or_default());
+    let mut queues: Vec<String> = state
+        .queues
+        .iter()
+        .map(|queue| queue.as_str().to_owned())
+        .collect();
+    if !queues.iter().any(|queue| queue == summary.queue.as_str()) {
+        queues.push(summary.queue.as_str().to_owned());
+    }
     render(
         &state,
         "ticket.html",
@@ -445,14 +586,21 @@ pub(crate) async fn ticket(
                     "status": summary.status.slug(),
                     "priority": summary.priority.slug(),
                     "customer": customer(summary),
+                    "tier": summary.labels.map(|labels| labels.tier.to_string()),
+                    "category": summary.labels.map(|labels| labels.category.to_string()),
                     "created": format_time(summary.created_at),
                     "age": format_age(now - summary.created_at),
                     "due": format_time(summary.first_response_due),
-                    "overdue": summary.status == TicketStatus::Open && summary.first_response_due < now,
+                    "overdue": summary.status == TicketStatus::Open && summary.first_response_due < now && desk.first_responded_at.is_none(),
+                    "breached": desk.sla_breached,
+                    "responded": desk.first_responded_at.map(format_time),
+                    "assignee": desk.assignee,
                 },
                 "may_act": staff.principal.role.may_act(),
+                "assigned_to_me": desk.assignee.as_deref() == Some(staff.principal.name.as_str()),
                 "statuses": TicketStatus::ALL.iter().map(|status| status.slug()).collect::<Vec<_>>(),
-                "messages": detail.messages.iter().map(message_view).collect::<Vec<_>>(),
+                "queues": queues,
+                "thread": thread,
                 "routes": detail.routes.iter().map(|route| json!({
                     "decided": format_time(route.decided_at),
                     "queue": route.route.queue.as_str(),
@@ -464,40 +612,27 @@ pub(crate) async fn ticket(
                     "at": format_time(event.at),
                     "kind": event.kind.slug(),
                     "actor": event.actor,
-                    "detail": event.detail.to_string(),
+                    "detail": audit_detail(&event.detail),
                 })).collect::<Vec<_>>(),
             }),
         ),
     )
 }
 
-#[derive(Deserialize)]
-pub(crate) struct StatusForm {
-    status: String,
-}
-
-/// Changes the status (an audit event by the store), then back to the ticket.
-pub(crate) async fn set_status(
-    State(state): State<AppState>,
-    Extension(staff): Extension<CurrentStaff>,
-    Path(reference): Path<String>,
-    Form(form): Form<StatusForm>,
-) -> Result<Response, PageError> {
-    if !staff.principal.role.may_act() {
-        return Err(ApiError::Forbidden("this account may only read").into());
+/// An audit event's detail as `key: value` pairs, for reading rather than parsing.
+fn audit_detail(detail: &serde_json::Value) -> String {
+    match detail {
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .map(|(key, value)| match value {
+                serde_json::Value::String(text) => format!("{key}: {text}"),
+                serde_json::Value::Null => format!("{key}: –"),
+                other => format!("{key}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" · "),
+        other => other.to_string(),
     }
-    let ticket_ref: TicketRef = reference.parse().map_err(|_| ApiError::NotFound)?;
-    let status: TicketStatus = form
-        .status
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("unknown status `{}`", form.status)))?;
-    state
-        .store
-        .set_status(ticket_ref, status, &staff.principal.name, now())
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    tracing::info!(ticket_ref = %ticket_ref, user = %staff.principal.name, status = %status, "Status changed.");
-    Ok(Redirect::to(&format!("/tickets/{ticket_ref}")).into_response())
 }
 
 #[cfg(test)]

@@ -8,12 +8,17 @@
 
 use minijinja::Environment;
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 7] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("queues.html", include_str!("../templates/queues.html")),
     ("queue.html", include_str!("../templates/queue.html")),
     ("ticket.html", include_str!("../templates/ticket.html")),
+    ("search.html", include_str!("../templates/search.html")),
+    (
+        "tickets_table.html",
+        include_str!("../templates/tickets_table.html"),
+    ),
 ];
 
 /// The stylesheet served at `/static/style.css`.

@@ -19,6 +19,7 @@
 //! - Outbox rows are claimed with `FOR UPDATE SKIP LOCKED`, so concurrent
 //!   workers skip each other's rows instead of waiting or taking them twice.
 
+mod desk;
 mod ingest;
 mod outbox;
 mod staff;

@@ -2,6 +2,7 @@
 //! and write transactions begun with `BEGIN IMMEDIATE` so two writers queue on
 //! the busy timeout instead of failing with a lock upgrade error.
 
+mod desk;
 mod ingest;
 mod outbox;
 mod staff;
