@@ -76,6 +76,11 @@ pub struct TestEnv {
     /// The configuration file used: the repository's, or one written by
     /// [`TestEnv::with_config`].
     config_path: PathBuf,
+    /// `--database` for every command: the SQLite file in `dir` unless
+    /// [`TestEnv::on_database`] named another.
+    database_url: Option<String>,
+    /// Environment variables set for every command ([`TestEnv::with_env`]).
+    env_vars: Vec<(String, String)>,
 }
 
 impl TestEnv {
@@ -83,7 +88,30 @@ impl TestEnv {
         TestEnv {
             dir: tempfile::tempdir().expect("temp dir"),
             config_path: workspace_root().join("config").join("default.toml"),
+            database_url: None,
+            env_vars: Vec::new(),
         }
+    }
+
+    /// Every command of this env uses the database at `url` (e.g. a
+    /// PostgreSQL database of the test's own) instead of the SQLite file.
+    pub fn on_database(mut self, url: &str) -> TestEnv {
+        self.database_url = Some(url.to_owned());
+        self
+    }
+
+    /// Every command of this env runs with `key=value` in its environment
+    /// (e.g. `SUPPORTD_OUTBOUND__PORT`).
+    pub fn with_env(mut self, key: &str, value: &str) -> TestEnv {
+        self.env_vars.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The `--database` URL commands use.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.database_path().display()))
     }
 
     /// A test env whose configuration is the repository's default plus `extra`
@@ -110,7 +138,12 @@ impl TestEnv {
             );
         let config_path = dir.path().join("supportd.toml");
         std::fs::write(&config_path, format!("{config}\n{extra}\n")).expect("write config");
-        TestEnv { dir, config_path }
+        TestEnv {
+            dir,
+            config_path,
+            database_url: None,
+            env_vars: Vec::new(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -123,10 +156,7 @@ impl TestEnv {
 
     /// `supportd --config <repo config> --database <temp db> ARGS`, run in the temp dir.
     pub fn command(&self, args: &[&str]) -> Command {
-        self.command_on(
-            &format!("sqlite://{}", self.database_path().display()),
-            args,
-        )
+        self.command_on(&self.database_url(), args)
     }
 
     /// [`TestEnv::command`] on another database (a file on a small disk).
@@ -144,6 +174,7 @@ impl TestEnv {
             .env("SUPPORTD_WEB__ADDRESS", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
             .env_remove("SUPPORTD_DATABASE__URL")
+            .envs(self.env_vars.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null());
         command
     }
@@ -194,14 +225,6 @@ impl ServeProcess {
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
-    }
-
-    /// Sends SIGKILL and waits: the crash the fault tests mean to cause.
-    pub fn kill(mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 
     /// Starts `supportd serve` in `env`, logging at info level.
@@ -269,6 +292,15 @@ impl ServeProcess {
             .find_map(|line| line.strip_prefix("VmHWM:"))
             .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmHWM in /proc/PID/status")
+    }
+
+    /// Kills the daemon with SIGKILL (no chance to finish anything: the crash
+    /// the fault tests mean to cause) and returns its log.
+    pub fn kill(mut self) -> String {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+        self.log()
     }
 
     /// Panics with the log if the daemon has exited.

@@ -97,3 +97,15 @@ fn truncated_and_binary_files_are_quarantined_not_lost() {
     let queue = env.ok(&["queue", "show", "quarantine"]);
     assert!(queue.contains("CS-"), "{queue}");
 }
+
+#[test]
+fn a_lease_renewed_too_rarely_for_its_ttl_is_refused_with_its_key() {
+    let env = TestEnv::with_config("")
+        .with_env("SUPPORTD_MAILBOX_LEASE__TTL_MS", "20000")
+        .with_env("SUPPORTD_MAILBOX_LEASE__RENEW_INTERVAL_MS", "15000");
+    let stderr = env.fails(&["config", "check"]);
+    assert!(
+        stderr.contains("mailbox_lease.renew_interval_ms") && stderr.contains("15000"),
+        "{stderr}"
+    );
+}

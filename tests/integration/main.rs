@@ -4,10 +4,12 @@
 mod bad_input;
 mod browser;
 mod classify;
+mod copy;
 mod corpus;
 mod faults;
 mod imap;
 mod ingest;
+mod instances;
 mod limits;
 mod loop_protection;
 mod outbound;

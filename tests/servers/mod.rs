@@ -4,7 +4,9 @@
 pub mod dovecot;
 pub mod fault_proxy;
 pub mod postfix;
+pub mod postgres;
 pub mod stalling_smtp;
 
 pub use dovecot::Dovecot;
 pub use postfix::Postfix;
+pub use postgres::PostgresDatabase;

@@ -19,6 +19,10 @@ pub enum SourceState {
     Connected,
     /// Failed; waiting to reconnect.
     Backoff,
+    /// Another instance holds the mailbox's lease and polls it; this one
+    /// checks the lease every few seconds, ready to take over. Healthy as
+    /// long as it keeps checking.
+    Standby,
 }
 
 impl SourceState {
@@ -27,6 +31,7 @@ impl SourceState {
             SourceState::Starting => "starting",
             SourceState::Connected => "connected",
             SourceState::Backoff => "backoff",
+            SourceState::Standby => "standby",
         }
     }
 }
@@ -136,6 +141,23 @@ mod tests {
         assert!(
             !health(&board).is_healthy(200),
             "refused credentials show at once"
+        );
+    }
+
+    #[test]
+    fn a_standby_source_is_healthy_while_it_keeps_checking() {
+        let board = SourceBoard::new();
+        board.register("support", 100);
+        board.update("support", |health| {
+            health.state = SourceState::Standby;
+            health.must_sync_by = 130;
+        });
+        let health = board.snapshot()[0].1.clone();
+        assert_eq!(health.state.slug(), "standby");
+        assert!(health.is_healthy(120), "standing by is not a failure");
+        assert!(
+            !health.is_healthy(131),
+            "a standby that stops checking shows"
         );
     }
 

@@ -161,6 +161,13 @@ impl Store {
         dispatch!(self, store => store.database())
     }
 
+    /// True when several instances may share this database (PostgreSQL), so
+    /// work that must have one doer at a time is guarded by a [`Lease`]. A
+    /// SQLite file serves one instance: it needs no lease.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
     /// Applies the migrations not yet applied. Safe to call on every start.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         dispatch!(self, store => store.migrate().await)

@@ -1487,6 +1487,58 @@ async fn two_instances_ingesting_the_same_mail_store_it_once(store: &Store) {
 }
 store_test!(two_instances_ingesting_the_same_mail_store_it_once);
 
+/// Several instances ingest mail from one sender at the same moment: the
+/// per-address limit on automatic mail (5 per hour) still holds in total,
+/// not per instance.
+async fn acknowledgment_limit_holds_across_instances_ingesting_at_once(store: &Store) {
+    let instances = [
+        store.clone(),
+        second_instance(store).await,
+        second_instance(store).await,
+        second_instance(store).await,
+    ];
+    let batch = |instance: usize| -> Vec<IngestItem> {
+        (0..5)
+            .map(|index| {
+                item(message(
+                    &format!("flood-{instance}-{index}@x"),
+                    &format!("outage report {instance}.{index}"),
+                    "flood@contoso.com",
+                ))
+            })
+            .collect()
+    };
+    let batches: Vec<Vec<IngestItem>> = (0..4).map(batch).collect();
+    let (a, b, c, d) = tokio::join!(
+        instances[0].ingest_batch(&batches[0]),
+        instances[1].ingest_batch(&batches[1]),
+        instances[2].ingest_batch(&batches[2]),
+        instances[3].ingest_batch(&batches[3]),
+    );
+    let created = [a, b, c, d]
+        .into_iter()
+        .flat_map(|outcomes| outcomes.unwrap())
+        .filter(|outcome| matches!(outcome, IngestOutcome::Created(_)))
+        .count();
+    assert_eq!(created, 20, "every mail opens its own ticket");
+    let acknowledgments = store
+        .outbox(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|mail| mail.recipient.contains("flood@contoso.com"))
+        .filter(|mail| mail.status == OutboxStatus::Queued)
+        .count();
+    assert_eq!(
+        acknowledgments, 5,
+        "the limit is 5 per address, across instances"
+    );
+    for other in &instances[1..] {
+        other.close().await;
+    }
+}
+store_test!(acknowledgment_limit_holds_across_instances_ingesting_at_once);
+
 /// Creates `count` tickets from distinct senders, each with one queued acknowledgment.
 async fn tickets_with_acknowledgments(store: &Store, count: usize) {
     let items: Vec<IngestItem> = (0..count)

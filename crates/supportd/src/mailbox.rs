@@ -12,6 +12,17 @@
 //!
 //! One connection per mailbox: it fetches, then idles on the first folder.
 //!
+//! On PostgreSQL several instances may run the same mailboxes: each mailbox
+//! (all its folders) is polled only by the holder of its lease
+//! (`mailbox:<name>`, see [`LeaseTerms`]). The others stand by and try to take
+//! it every `standby_retry`. The holder renews it every `renew_interval` from
+//! a heartbeat that runs beside the session, so a long IDLE renews too; when a
+//! renewal fails or finds the lease taken, the session is dropped at once
+//! (a commit already sent finishes: ingest is idempotent) and the instance
+//! stands by again. A clean shutdown releases the lease, so a standby takes
+//! over within `standby_retry`; a killed holder's lease runs out after `ttl`.
+//! On SQLite (one instance) there is no lease: the mailbox is always polled.
+//!
 //! Each mailbox reports to the [`SourceBoard`] (state, last completed sync,
 //! last error, refused credentials) for `/readyz` and `/metrics`, and counts
 //! what it does with the `metrics` macros, labelled by mailbox:
@@ -19,7 +30,9 @@
 //! `supportd_messages_{ingested,threaded,duplicated,quarantined}_total` per
 //! message (ingested: it opened a ticket; threaded: it joined one),
 //! `supportd_imap_reconnects_total`, `supportd_imap_errors_total` (by kind),
-//! and the `supportd_arrival_to_routed_seconds` histogram (from the server's
+//! `supportd_mailbox_leases_acquired_total` and
+//! `supportd_mailbox_leases_lost_total`, and the
+//! `supportd_arrival_to_routed_seconds` histogram (from the server's
 //! INTERNALDATE to the commit).
 
 use std::sync::Arc;
@@ -34,13 +47,54 @@ use supportd_store::{Checkpoint, IngestContent, IngestItem, IngestOutcome, Sourc
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::settings::MailboxLeaseSettings;
 use crate::{Application, now};
 
-/// Watches one mailbox until `cancel` fires, reporting to `board`.
+/// Who this process is when it holds a lease, and how leases are timed.
+#[derive(Debug, Clone)]
+pub struct LeaseTerms {
+    /// Unique per process: host, pid and a random part (a pid is reused
+    /// after a restart, and containers all run pid 1).
+    pub holder: String,
+    pub timing: MailboxLeaseSettings,
+}
+
+impl LeaseTerms {
+    pub fn new(timing: MailboxLeaseSettings) -> LeaseTerms {
+        LeaseTerms {
+            holder: format!(
+                "{}/{}/{:08x}",
+                host_name(),
+                std::process::id(),
+                fastrand::u32(..)
+            ),
+            timing,
+        }
+    }
+}
+
+/// The machine's name, for lease holders; `unknown-host` when unreadable.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// The lease that guards a mailbox (all its folders).
+pub fn lease_name(account: &ImapAccount) -> String {
+    format!("mailbox:{}", account.name)
+}
+
+/// Watches one mailbox until `cancel` fires, reporting to `board`; on a
+/// shared database only while this instance holds the mailbox's lease.
 pub async fn run(
     application: Arc<Application>,
     account: ImapAccount,
     board: SourceBoard,
+    lease_terms: LeaseTerms,
     cancel: CancellationToken,
 ) {
     let span = tracing::info_span!("mailbox", mailbox = %account.name);
@@ -50,33 +104,180 @@ pub async fn run(
             account: &account,
         };
         health.starting();
-        let backoff = Backoff::RECONNECT;
-        let mut failures: u32 = 0;
-        loop {
-            match watch(&application, &account, &health, &cancel, &mut failures).await {
-                Ok(()) => return,
-                Err(error) => {
-                    failures = failures.saturating_add(1);
-                    let delay = backoff.delay_with_random_jitter(failures);
-                    health.failed(&error);
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        failures,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "Mailbox failed; reconnecting after a pause."
-                    );
-                    tokio::select! {
-                        () = cancel.cancelled() => return,
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                    metrics::counter!("supportd_imap_reconnects_total", "mailbox" => account.name.clone())
-                        .increment(1);
-                }
-            }
+        if application.store.is_shared() {
+            run_under_lease(&application, &account, &health, &lease_terms, &cancel).await;
+        } else {
+            poll(&application, &account, &health, &cancel).await;
         }
     }
     .instrument(span)
     .await
+}
+
+/// Stands by until the lease is ours, polls while it stays ours, and stands by
+/// again when it is lost; releases it on shutdown.
+async fn run_under_lease(
+    application: &Application,
+    account: &ImapAccount,
+    health: &Health<'_>,
+    lease_terms: &LeaseTerms,
+    cancel: &CancellationToken,
+) {
+    let store = &application.store;
+    let lease = lease_name(account);
+    let holder = lease_terms.holder.as_str();
+    loop {
+        if !wait_for_lease(application, &lease, health, lease_terms, cancel).await {
+            return;
+        }
+        tracing::info!(lease, holder, "Mailbox lease acquired; polling.");
+        metrics::counter!("supportd_mailbox_leases_acquired_total", "mailbox" => account.name.clone())
+            .increment(1);
+        health.lease_acquired();
+        // The heartbeat only ever ends by losing the lease; polling only by
+        // the shutdown. Whichever ends first drops the other: a lost lease
+        // drops the session at once.
+        let lost = tokio::select! {
+            () = poll(application, account, health, cancel) => None,
+            lost = keep_renewing(application, &lease, lease_terms) => Some(lost),
+        };
+        match lost {
+            None => {
+                match store.release_lease(&lease, holder).await {
+                    Ok(_) => tracing::info!(lease, "Mailbox lease released."),
+                    Err(error) => tracing::warn!(
+                        lease,
+                        error = format!("{:#}", anyhow::Error::new(error)),
+                        "Cannot release the mailbox lease; another instance takes over when it expires."
+                    ),
+                }
+                return;
+            }
+            Some(error) => {
+                metrics::counter!("supportd_mailbox_leases_lost_total", "mailbox" => account.name.clone())
+                    .increment(1);
+                tracing::warn!(
+                    lease,
+                    error = format!("{error:#}"),
+                    "Mailbox lease lost; stopped polling and standing by."
+                );
+            }
+        }
+    }
+}
+
+/// Tries to take the lease now and then every `standby_retry`, reporting
+/// `standby` while another instance holds it. True once it is ours; false
+/// when cancelled first.
+async fn wait_for_lease(
+    application: &Application,
+    lease: &str,
+    health: &Health<'_>,
+    lease_terms: &LeaseTerms,
+    cancel: &CancellationToken,
+) -> bool {
+    let timing = lease_terms.timing;
+    let mut told = false;
+    loop {
+        match application
+            .store
+            .try_acquire_lease(lease, &lease_terms.holder, timing.ttl)
+            .await
+        {
+            Ok(true) => return true,
+            Ok(false) => {
+                if !told {
+                    let holder = application
+                        .store
+                        .lease(lease)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|lease| lease.holder)
+                        .unwrap_or_default();
+                    tracing::info!(
+                        lease,
+                        holder,
+                        "Another instance polls this mailbox; standing by."
+                    );
+                    told = true;
+                }
+                health.standing_by(timing.standby_retry);
+            }
+            Err(error) => {
+                let error = anyhow::Error::new(error).context("cannot take the mailbox lease");
+                tracing::warn!(error = format!("{error:#}"), "Mailbox lease check failed.");
+                health.failed(&error);
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return false,
+            () = tokio::time::sleep(timing.standby_retry) => {}
+        }
+    }
+}
+
+/// Renews the lease every `renew_interval` until a renewal fails, times out
+/// or finds the lease taken: then returns why. Never returns otherwise.
+async fn keep_renewing(
+    application: &Application,
+    lease: &str,
+    lease_terms: &LeaseTerms,
+) -> anyhow::Error {
+    let timing = lease_terms.timing;
+    loop {
+        tokio::time::sleep(timing.renew_interval).await;
+        let renewal = application
+            .store
+            .renew_lease(lease, &lease_terms.holder, timing.ttl);
+        match tokio::time::timeout(timing.renew_interval, renewal).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return anyhow::anyhow!("another instance took the lease over"),
+            Ok(Err(error)) => {
+                return anyhow::Error::new(error).context("cannot renew the mailbox lease");
+            }
+            Err(_elapsed) => {
+                return anyhow::anyhow!(
+                    "renewing the mailbox lease took longer than {} ms",
+                    timing.renew_interval.as_millis()
+                );
+            }
+        }
+    }
+}
+
+/// Polls the mailbox (connect, sync, IDLE; reconnect with backoff on
+/// errors) until `cancel` fires.
+async fn poll(
+    application: &Application,
+    account: &ImapAccount,
+    health: &Health<'_>,
+    cancel: &CancellationToken,
+) {
+    let backoff = Backoff::RECONNECT;
+    let mut failures: u32 = 0;
+    loop {
+        match watch(application, account, health, cancel, &mut failures).await {
+            Ok(()) => return,
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                let delay = backoff.delay_with_random_jitter(failures);
+                health.failed(&error);
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    failures,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "Mailbox failed; reconnecting after a pause."
+                );
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                metrics::counter!("supportd_imap_reconnects_total", "mailbox" => account.name.clone())
+                    .increment(1);
+            }
+        }
+    }
 }
 
 /// What this mailbox tells the board.
@@ -92,6 +293,30 @@ impl Health<'_> {
             self.account.connect_timeout + self.account.stale_after,
         ));
         self.board.register(&self.account.name, due);
+    }
+
+    /// The lease is ours: the first sync is due as for a fresh start.
+    fn lease_acquired(&self) {
+        let due = now().saturating_add(seconds(
+            self.account.connect_timeout + self.account.stale_after,
+        ));
+        self.board.update(&self.account.name, |health| {
+            health.state = SourceState::Starting;
+            health.must_sync_by = due;
+        });
+    }
+
+    /// Another instance holds the lease and this one has just checked it:
+    /// healthy as long as it keeps checking (the next check is due within
+    /// `standby_retry`, plus `stale_after` of grace).
+    fn standing_by(&self, standby_retry: Duration) {
+        let due = now().saturating_add(seconds(standby_retry + self.account.stale_after));
+        self.board.update(&self.account.name, |health| {
+            health.state = SourceState::Standby;
+            health.must_sync_by = due;
+            health.last_error = None;
+            health.credentials_refused = false;
+        });
     }
 
     fn connected(&self) {

@@ -81,14 +81,19 @@ pub async fn serve(
             }
         });
     }
+    let lease_terms = crate::mailbox::LeaseTerms::new(settings.mailbox_lease);
+    if application.store.is_shared() && !settings.mailboxes.is_empty() {
+        tracing::info!(holder = %lease_terms.holder, "Mailboxes are polled under leases (shared database).");
+    }
     for account in &settings.mailboxes {
         let application = application.clone();
+        let lease_terms = lease_terms.clone();
         let cancel = cancel.clone();
         let account = account.clone();
         let board = board.clone();
         tracker.spawn(async move {
             let name = account.name.clone();
-            crate::mailbox::run(application, account, board, cancel.clone()).await;
+            crate::mailbox::run(application, account, board, lease_terms, cancel.clone()).await;
             if !cancel.is_cancelled() {
                 tracing::error!(task = "mailbox", mailbox = %name, "Task ended early.");
             }

@@ -27,8 +27,19 @@ pub struct RawSettings {
     /// IMAP mailboxes watched by `serve` (`[[mailbox]]` tables); none by default.
     #[serde(default)]
     pub mailbox: Vec<supportd_intake::ImapAccount>,
+    pub mailbox_lease: RawMailboxLease,
     pub outbound: crate::outbox_cli::RawOutbound,
     pub web: RawWeb,
+}
+
+/// `[mailbox_lease]`: how instances sharing a PostgreSQL database agree on
+/// which one polls each mailbox.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMailboxLease {
+    pub ttl_ms: u64,
+    pub renew_interval_ms: u64,
+    pub standby_retry_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +107,7 @@ pub struct Settings {
     pub intake: IntakeSettings,
     pub log: RawLog,
     pub mailboxes: Vec<supportd_intake::ImapAccount>,
+    pub mailbox_lease: MailboxLeaseSettings,
     pub outbound: crate::outbox_cli::OutboundSettings,
     /// The web server; `None` when `web.enabled` is false.
     pub web: Option<supportd_web::WebSettings>,
@@ -112,6 +124,53 @@ pub struct IntakeSettings {
     pub batch_size: usize,
     pub drop_folder: PathBuf,
     pub poll_interval: Duration,
+}
+
+/// The timing of the mailbox leases (see [`crate::mailbox`]): used only on
+/// PostgreSQL, where several instances may share a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxLeaseSettings {
+    /// How long a lease lasts unless renewed: a dead holder is replaced
+    /// within `ttl + standby_retry`.
+    pub ttl: Duration,
+    /// How often the holder renews; at most a third of `ttl`, so two
+    /// renewals can fail to arrive before the lease ends.
+    pub renew_interval: Duration,
+    /// How often an instance without the lease tries to take it.
+    pub standby_retry: Duration,
+}
+
+impl RawMailboxLease {
+    fn validate(&self, config_path: &Path) -> anyhow::Result<MailboxLeaseSettings> {
+        let key_error = |key: &str, rule: &str, value: u64| {
+            anyhow::anyhow!(
+                "{}: mailbox_lease.{key} must be {rule}, not {value}",
+                config_path.display()
+            )
+        };
+        if !(1_000..=3_600_000).contains(&self.ttl_ms) {
+            return Err(key_error("ttl_ms", "between 1000 and 3600000", self.ttl_ms));
+        }
+        if self.renew_interval_ms < 100 || self.renew_interval_ms > self.ttl_ms / 3 {
+            return Err(key_error(
+                "renew_interval_ms",
+                &format!("between 100 and a third of ttl_ms ({})", self.ttl_ms / 3),
+                self.renew_interval_ms,
+            ));
+        }
+        if !(100..=600_000).contains(&self.standby_retry_ms) {
+            return Err(key_error(
+                "standby_retry_ms",
+                "between 100 and 600000",
+                self.standby_retry_ms,
+            ));
+        }
+        Ok(MailboxLeaseSettings {
+            ttl: Duration::from_millis(self.ttl_ms),
+            renew_interval: Duration::from_millis(self.renew_interval_ms),
+            standby_retry: Duration::from_millis(self.standby_retry_ms),
+        })
+    }
 }
 
 impl Settings {
@@ -220,8 +279,10 @@ impl Settings {
         let secret_files = secret_files(config_path, &raw, &beside_config);
         let outbound = raw.outbound.validate(config_path, &beside_config)?;
         let web = validate_web(config_path, &raw.web)?;
+        let mailbox_lease = raw.mailbox_lease.validate(config_path)?;
         Ok(Settings {
             secret_files,
+            mailbox_lease,
             web,
             outbound,
             config_path: config_path.to_path_buf(),

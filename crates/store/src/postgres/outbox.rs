@@ -19,7 +19,19 @@ use crate::write::{
     mail_sent_detail,
 };
 
+/// The first key of the advisory locks that serialize the rate-limit check
+/// per recipient (the second is a hash of the address): "ACK1", apart from
+/// any other advisory lock (sqlx's migration lock uses the one-key space).
+const RECIPIENT_LOCK_SPACE: i32 = 0x4143_4b31;
+
 /// Rate-limit counts and running suppressions for `recipient_keys`.
+///
+/// Each recipient's advisory lock is taken first and held to the end of the
+/// transaction, so two instances ingesting mail from one sender at once
+/// count each other's acknowledgments instead of both seeing room under the
+/// limit. Locks are taken in sorted order (`recipient_keys` is sorted), so
+/// two batches never wait on each other in a cycle; a hash collision only
+/// serializes two unrelated addresses.
 pub(super) async fn recipient_facts(
     connection: &mut PgConnection,
     recipient_keys: &[String],
@@ -30,6 +42,16 @@ pub(super) async fn recipient_facts(
     if recipient_keys.is_empty() {
         return Ok(facts);
     }
+    debug_assert!(recipient_keys.is_sorted(), "locks are taken in order");
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock($1, hashtext(key)) \
+         FROM unnest($2::text[]) WITH ORDINALITY AS keys (key, position) \
+         ORDER BY position",
+    )
+    .bind(RECIPIENT_LOCK_SPACE)
+    .bind(recipient_keys)
+    .execute(&mut *connection)
+    .await?;
     let counts: Vec<(String, i64)> = sqlx::query_as(
         "SELECT recipient_key, COUNT(*) FROM outbox \
          WHERE recipient_key = ANY($1) AND created_at > $2 \
