@@ -319,10 +319,12 @@ impl Health<'_> {
         });
     }
 
-    fn connected(&self) {
+    /// Logged in; `token_expires_at` is the OAuth2 access token's expiry.
+    fn connected(&self, token_expires_at: Option<i64>) {
         self.board.update(&self.account.name, |health| {
             health.state = SourceState::Connected;
             health.credentials_refused = false;
+            health.token_expires_at = token_expires_at;
         });
     }
 
@@ -348,6 +350,7 @@ impl Health<'_> {
         let kind = match intake_error {
             Some(IntakeError::AuthenticationRefused { .. }) => "auth",
             Some(IntakeError::Credential { .. }) => "credential",
+            Some(IntakeError::TokenEndpoint { .. }) => "oauth2",
             Some(IntakeError::Tls { .. }) => "tls",
             Some(IntakeError::Timeout { .. }) => "timeout",
             Some(IntakeError::Network { .. }) => "network",
@@ -387,7 +390,7 @@ async fn watch(
         folders = account.folders.len(),
         "Connected."
     );
-    health.connected();
+    health.connected(session.token_expires_at());
     *failures = 0;
     for folder in &account.folders {
         acknowledge_stored_leftovers(application, account, &mut session, folder).await?;
