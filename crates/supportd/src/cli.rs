@@ -255,9 +255,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(&settings);
     match cli.command {
         Command::Serve => {
+            // Before anything slow: a SIGTERM during start-up (migrations,
+            // the model) then stops the daemon cleanly once it has started,
+            // instead of killing it with the signal's default action.
+            let signals = Signals::install()?;
             crate::settings::warn_about_readable_secret_files(&settings);
             let application = std::sync::Arc::new(Application::build(&settings).await?);
-            serve::serve(application, &settings, shutdown_signal()).await
+            serve::serve(application, &settings, shutdown_signal(signals)).await
         }
         Command::Ingest { paths, batch_size } => {
             let inputs = sources::expand_inputs(&paths)?;
@@ -531,34 +535,35 @@ fn init_tracing(settings: &Settings) {
     };
 }
 
-/// Resolves on the first SIGTERM or Ctrl-C; a second one exits at once.
-async fn shutdown_signal() {
-    wait_for_signal().await;
-    tokio::spawn(async {
-        wait_for_signal().await;
+/// SIGTERM and SIGINT, caught from the moment [`Signals::install`] returns.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate()).context("cannot catch SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot catch SIGINT")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
+async fn shutdown_signal(mut signals: Signals) {
+    signals.recv().await;
+    tokio::spawn(async move {
+        signals.recv().await;
         tracing::warn!("Second signal: exiting now.");
         std::process::exit(130);
     });
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
