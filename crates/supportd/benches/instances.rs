@@ -20,41 +20,16 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::mail;
 use supportd_store::Store;
 use supportd_tests::servers::PostgresDatabase;
 use supportd_tests::servers::dovecot::{Dovecot, SUPPORT_PASSWORD, SUPPORT_USER};
+use supportd_tests::workspace_root;
 
 const MAILS: usize = 10_000;
 const RUNS: usize = 3;
-
-fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .and_then(Path::parent)
-        .expect("crates/supportd is two levels below the workspace root")
-}
-
-/// A customer mail of about 4 KB with a unique Message-ID.
-fn mail(index: usize) -> Vec<u8> {
-    let mut body = String::new();
-    while body.len() < 3_600 {
-        body.push_str(
-            "Our deployment of the reporting VMs in West Europe keeps failing with an \
-             allocation error since this morning, and the portal shows nothing useful. \
-             Could you check what is going on with the subscription?\r\n",
-        );
-    }
-    format!(
-        "From: Sam Keller <sam@fabrikam-freight.example>\r\n\
-         To: CloudSupport@centurylink.com\r\n\
-         Subject: Deployment failing ({index})\r\n\
-         Date: Wed, 25 Nov 2026 09:14:00 -0600\r\n\
-         Message-ID: <bench-{index}@fabrikam-freight.example>\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"
-    )
-    .into_bytes()
-}
 
 /// The repository's default configuration with the rule files made absolute
 /// and one `[[mailbox]]` that leaves the mail where it is.
