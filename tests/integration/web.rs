@@ -860,7 +860,11 @@ fn api_tickets_are_classified_routed_and_idempotent() {
     let detail = json_of(&get(&address, &format!("/api/tickets/{reference}"), &auth));
     assert_eq!(detail["ticket"]["queue"], "billing", "{detail}");
     assert_eq!(detail["ticket"]["labels"]["tier"], "platform", "{detail}");
-    assert_eq!(detail["messages"][0]["source"]["mailbox"], "api/portal");
+    assert_eq!(detail["messages"][0]["source"]["kind"], "api", "{detail}");
+    assert_eq!(
+        detail["messages"][0]["source"]["mailbox"], "portal",
+        "{detail}"
+    );
     assert_eq!(
         find_ticket(&address, &auth, "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"),
         reference

@@ -26,18 +26,6 @@ use crate::outbox::OutboxStatus;
 use crate::rows::TicketRow;
 use crate::{Store, StoreError};
 
-/// Audit kinds written by desk actions (read back as `AuditKind::Other`).
-pub mod audit_kinds {
-    /// Detail: `from`, `to` (logins, `null` for nobody).
-    pub const ASSIGNED: &str = "assigned";
-    /// Detail: `from`, `to` (queues), `reason`.
-    pub const MOVED: &str = "moved";
-    /// Detail: `note_id`, `length` (the text stays in the note).
-    pub const NOTE_ADDED: &str = "note_added";
-    /// Detail: `first_response_due`, `priority_from`, `priority_to`.
-    pub const SLA_BREACHED: &str = "sla_breached";
-}
-
 /// Which tickets of a queue to list on the desk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeskQuery {

@@ -61,15 +61,18 @@ pub enum SourceKind {
     Mbox,
     Stdin,
     Imap,
+    /// `POST /api/tickets`: the mailbox is the channel (`portal`, `phone`).
+    Api,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 5] = [
+    pub const ALL: [SourceKind; 6] = [
         SourceKind::File,
         SourceKind::Maildir,
         SourceKind::Mbox,
         SourceKind::Stdin,
         SourceKind::Imap,
+        SourceKind::Api,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -79,6 +82,7 @@ impl SourceKind {
             SourceKind::Mbox => "mbox",
             SourceKind::Stdin => "stdin",
             SourceKind::Imap => "imap",
+            SourceKind::Api => "api",
         }
     }
 }
@@ -91,7 +95,7 @@ impl fmt::Display for SourceKind {
 
 /// A source kind slug the store does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown source kind `{0}` (expected file, maildir, mbox, stdin or imap)")]
+#[error("unknown source kind `{0}` (expected file, maildir, mbox, stdin, imap or api)")]
 pub struct ParseSourceKindError(String);
 
 impl FromStr for SourceKind {
@@ -413,11 +417,38 @@ pub enum AuditKind {
     /// A bounce or auto-reply to supportd's own mail was attached. Detail:
     /// `message_id`, `bounce`, `permanent`, `outbox_ids`, `suppressed_until`.
     AutomaticReplyAttached,
+    /// Staff took or gave the ticket. Detail: `from`, `to` (logins, `null` for nobody).
+    Assigned,
+    /// Staff moved the ticket. Detail: `from`, `to` (queues), `reason`.
+    Moved,
+    /// Staff added an internal note. Detail: `note_id`, `length` (the text stays in the note).
+    NoteAdded,
+    /// The SLA sweep found the ticket unanswered past its first-response due
+    /// time. Detail: `first_response_due`, `priority_from`, `priority_to`.
+    SlaBreached,
     /// A kind written by a newer version.
     Other(String),
 }
 
 impl AuditKind {
+    /// Every kind this version writes.
+    pub const KNOWN: [AuditKind; 14] = [
+        AuditKind::TicketCreated,
+        AuditKind::Routed,
+        AuditKind::MessageThreaded,
+        AuditKind::Quarantined,
+        AuditKind::StatusChanged,
+        AuditKind::MailQueued,
+        AuditKind::MailSuppressed,
+        AuditKind::MailSent,
+        AuditKind::MailDead,
+        AuditKind::AutomaticReplyAttached,
+        AuditKind::Assigned,
+        AuditKind::Moved,
+        AuditKind::NoteAdded,
+        AuditKind::SlaBreached,
+    ];
+
     pub fn slug(&self) -> &str {
         match self {
             AuditKind::TicketCreated => "ticket_created",
@@ -430,24 +461,20 @@ impl AuditKind {
             AuditKind::MailSent => "mail_sent",
             AuditKind::MailDead => "mail_dead",
             AuditKind::AutomaticReplyAttached => "automatic_reply_attached",
+            AuditKind::Assigned => "assigned",
+            AuditKind::Moved => "moved",
+            AuditKind::NoteAdded => "note_added",
+            AuditKind::SlaBreached => "sla_breached",
             AuditKind::Other(slug) => slug,
         }
     }
 
     pub fn from_slug(slug: &str) -> AuditKind {
-        match slug {
-            "ticket_created" => AuditKind::TicketCreated,
-            "routed" => AuditKind::Routed,
-            "message_threaded" => AuditKind::MessageThreaded,
-            "quarantined" => AuditKind::Quarantined,
-            "status_changed" => AuditKind::StatusChanged,
-            "mail_queued" => AuditKind::MailQueued,
-            "mail_suppressed" => AuditKind::MailSuppressed,
-            "mail_sent" => AuditKind::MailSent,
-            "mail_dead" => AuditKind::MailDead,
-            "automatic_reply_attached" => AuditKind::AutomaticReplyAttached,
-            other => AuditKind::Other(other.to_owned()),
-        }
+        AuditKind::KNOWN
+            .iter()
+            .find(|kind| kind.slug() == slug)
+            .cloned()
+            .unwrap_or_else(|| AuditKind::Other(slug.to_owned()))
     }
 }
 
@@ -473,4 +500,20 @@ pub struct Checkpoint {
     pub uidvalidity: u32,
     /// Every message up to this UID is stored (or was skipped by the start option).
     pub last_uid: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_audit_kind_reads_back_as_itself_and_unknown_ones_as_other() {
+        for kind in AuditKind::KNOWN {
+            assert_eq!(AuditKind::from_slug(kind.slug()), kind);
+        }
+        assert_eq!(
+            AuditKind::from_slug("merged_by_a_newer_version"),
+            AuditKind::Other("merged_by_a_newer_version".to_owned())
+        );
+    }
 }

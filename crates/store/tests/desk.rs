@@ -332,6 +332,19 @@ async fn sla_sweep_breaches_raises_priority_audits_and_lists_first(store: &Store
         .await
         .unwrap();
     assert_eq!(numbers(&oldest), [1001, 1004, 1002, 1003]);
+
+    // A first response ends the alert: 1001 leaves the breached part and is
+    // not breached again, and its audit trail keeps the breach.
+    store
+        .queue_staff_reply(TicketRef::new(1001), "Sorry for the wait.", "ana", T0 + 5)
+        .await
+        .unwrap()
+        .unwrap();
+    let page = store.desk_queue(&query("billing")).await.unwrap();
+    assert_eq!(numbers(&page), [1004, 1003, 1002, 1001]);
+    assert!(store.sweep_sla(T0 + 10, 500).await.unwrap().is_empty());
+    let kinds = audit_kinds(store, TicketRef::new(1001)).await;
+    assert!(kinds.contains(&"sla_breached".to_owned()), "{kinds:?}");
 }
 
 async fn filters_search_assign_move_and_notes(store: &Store) {

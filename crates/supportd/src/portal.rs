@@ -20,10 +20,7 @@ impl TicketIntake for PipelineIntake {
     fn create(&self, ticket: PortalTicket) -> IntakeFuture<'_> {
         Box::pin(async move {
             let raw = raw_message(&ticket);
-            // The store knows mail sources only: an API ticket is recorded as
-            // `stdin` from the mailbox `api/portal` or `api/phone`.
-            let source =
-                SourcePosition::new(SourceKind::Stdin, format!("api/{}", ticket.channel.slug()));
+            let source = SourcePosition::new(SourceKind::Api, ticket.channel.slug());
             let mut outcomes = self.application.ingest(vec![(raw, source)]).await?;
             outcomes
                 .pop()

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use supportd_core::{Category, Priority, QueueName, TicketRef, TicketStatus, Tier};
 use supportd_store::{
-    DeskQuery, DeskTicket, NewSession, QueueQuery, SearchQuery, StoredMessage, TicketOrder,
-    TicketSummary,
+    DeskQuery, DeskTicket, NewSession, QueueQuery, SearchQuery, SourceKind, SourcePosition,
+    StoredMessage, TicketOrder, TicketSummary,
 };
 
 use crate::AppState;
@@ -500,6 +500,7 @@ fn message_view(message: &StoredMessage, ticket_ref: TicketRef) -> serde_json::V
         "from": from,
         "subject": message.subject,
         "received": format_time(message.received_at),
+        "via": via(&message.source),
         "html": message.body_html.as_deref().map(sanitise_html),
         "text": message.body_text,
         "quarantine_reason": message.quarantine_reason,
@@ -510,6 +511,15 @@ fn message_view(message: &StoredMessage, ticket_ref: TicketRef) -> serde_json::V
         })).collect::<Vec<_>>(),
         "classification": classification,
     })
+}
+
+/// How a message reached the desk, as staff say it: `portal`, `phone`, `mail`.
+fn via(source: &SourcePosition) -> String {
+    match source.kind {
+        SourceKind::Api => source.mailbox.clone(),
+        SourceKind::Imap | SourceKind::Maildir => "mail".to_owned(),
+        SourceKind::File | SourceKind::Mbox | SourceKind::Stdin => "mail import".to_owned(),
+    }
 }
 
 /// `12 KB`, `3.4 MB`.

@@ -5,17 +5,17 @@
 //! `supportd serve` on one database never mark a ticket twice.
 
 use serde_json::json;
-use sqlx::PgConnection;
 use supportd_core::{Priority, QueueName, TicketRef, TicketStatus};
 
 use super::PgStore;
+use super::outbox::audit;
 use crate::codec::{self, to_i64};
 use crate::desk::{
     self, DeskDetail, DeskQuery, DeskRow, DeskTicket, IdempotencyClaim, NoteRow, ReplyRow,
-    SearchQuery, SlaBreach, audit_kinds,
+    SearchQuery, SlaBreach,
 };
 use crate::error::StoreError;
-use crate::model::{QueueQuery, TicketOrder};
+use crate::model::{AuditKind, QueueQuery, TicketOrder};
 use crate::outbox::OutboxKind;
 
 /// The columns of a [`DeskRow`], from `tickets AS t`: those of `TicketRow`
@@ -51,28 +51,6 @@ macro_rules! queue_part {
             " AND t.number > $6 ORDER BY t.number ASC LIMIT $7"
         )
     };
-}
-
-const INSERT_AUDIT: &str =
-    "INSERT INTO audit_events (ticket_number, at, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)";
-
-async fn audit(
-    connection: &mut PgConnection,
-    number: i64,
-    at: i64,
-    kind: &str,
-    actor: &str,
-    detail: serde_json::Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(INSERT_AUDIT)
-        .bind(number)
-        .bind(at)
-        .bind(kind)
-        .bind(actor)
-        .bind(codec::to_json(&detail)?)
-        .execute(&mut *connection)
-        .await?;
-    Ok(())
 }
 
 /// The statement of one part of a queue page: a static string per filter
@@ -281,9 +259,9 @@ impl PgStore {
                 &mut transaction,
                 number,
                 at,
-                audit_kinds::ASSIGNED,
+                AuditKind::Assigned,
                 actor,
-                json!({ "from": previous, "to": assignee }),
+                &json!({ "from": previous, "to": assignee }),
             )
             .await
             .map_err(self.error(doing))?;
@@ -328,9 +306,9 @@ impl PgStore {
                 &mut transaction,
                 number,
                 at,
-                audit_kinds::MOVED,
+                AuditKind::Moved,
                 actor,
-                json!({ "from": previous.as_str(), "to": queue.as_str(), "reason": reason }),
+                &json!({ "from": previous.as_str(), "to": queue.as_str(), "reason": reason }),
             )
             .await
             .map_err(self.error(doing))?;
@@ -380,9 +358,9 @@ impl PgStore {
             &mut transaction,
             number,
             at,
-            audit_kinds::NOTE_ADDED,
+            AuditKind::NoteAdded,
             author,
-            json!({ "note_id": note_id, "length": body.chars().count() }),
+            &json!({ "note_id": note_id, "length": body.chars().count() }),
         )
         .await
         .map_err(self.error(doing))?;
@@ -425,9 +403,9 @@ impl PgStore {
                 &mut transaction,
                 number,
                 now,
-                audit_kinds::SLA_BREACHED,
+                AuditKind::SlaBreached,
                 crate::write::SYSTEM_ACTOR,
-                json!({
+                &json!({
                     "first_response_due": first_response_due,
                     "priority_from": priority_from.slug(),
                     "priority_to": priority_to.slug(),

@@ -6,17 +6,17 @@
 //! migration 0005, so a page costs the same on a million tickets as on ten.
 
 use serde_json::json;
-use sqlx::SqliteConnection;
 use supportd_core::{Priority, QueueName, TicketRef, TicketStatus};
 
+use super::outbox::audit;
 use super::{BEGIN_WRITE, SqliteStore};
 use crate::codec::{self, to_i64};
 use crate::desk::{
     self, DeskDetail, DeskQuery, DeskRow, DeskTicket, IdempotencyClaim, NoteRow, ReplyRow,
-    SearchQuery, SlaBreach, audit_kinds,
+    SearchQuery, SlaBreach,
 };
 use crate::error::StoreError;
-use crate::model::{QueueQuery, TicketOrder};
+use crate::model::{AuditKind, QueueQuery, TicketOrder};
 use crate::outbox::OutboxKind;
 
 /// The columns of a [`DeskRow`], from `tickets AS t`: those of `TicketRow`
@@ -52,28 +52,6 @@ macro_rules! queue_part {
             " AND t.number > ?6 ORDER BY t.number ASC LIMIT ?7"
         )
     };
-}
-
-const INSERT_AUDIT: &str =
-    "INSERT INTO audit_events (ticket_number, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)";
-
-async fn audit(
-    connection: &mut SqliteConnection,
-    number: i64,
-    at: i64,
-    kind: &str,
-    actor: &str,
-    detail: serde_json::Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(INSERT_AUDIT)
-        .bind(number)
-        .bind(at)
-        .bind(kind)
-        .bind(actor)
-        .bind(codec::to_json(&detail)?)
-        .execute(&mut *connection)
-        .await?;
-    Ok(())
 }
 
 /// The statement of one part of a queue page: a static string per filter
@@ -281,7 +259,7 @@ impl SqliteStore {
                 &mut transaction,
                 number,
                 at,
-                audit_kinds::ASSIGNED,
+                AuditKind::Assigned,
                 actor,
                 json!({ "from": previous, "to": assignee }),
             )
@@ -332,7 +310,7 @@ impl SqliteStore {
                 &mut transaction,
                 number,
                 at,
-                audit_kinds::MOVED,
+                AuditKind::Moved,
                 actor,
                 json!({ "from": previous.as_str(), "to": queue.as_str(), "reason": reason }),
             )
@@ -388,7 +366,7 @@ impl SqliteStore {
             &mut transaction,
             number,
             at,
-            audit_kinds::NOTE_ADDED,
+            AuditKind::NoteAdded,
             author,
             json!({ "note_id": note_id, "length": body.chars().count() }),
         )
@@ -436,7 +414,7 @@ impl SqliteStore {
                 &mut transaction,
                 number,
                 now,
-                audit_kinds::SLA_BREACHED,
+                AuditKind::SlaBreached,
                 crate::write::SYSTEM_ACTOR,
                 json!({
                     "first_response_due": first_response_due,

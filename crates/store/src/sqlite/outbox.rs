@@ -96,7 +96,7 @@ const INSERT_OUTBOX: &str = "INSERT INTO outbox (id, ticket_number, kind, status
 const INSERT_AUDIT: &str = "INSERT INTO audit_events (ticket_number, at, kind, actor, detail) \
      VALUES (?, ?, ?, ?, ?)";
 
-async fn audit(
+pub(super) async fn audit(
     connection: &mut SqliteConnection,
     ticket: i64,
     at: i64,
