@@ -38,6 +38,11 @@ pub enum StoreError {
         source: sqlx::migrate::MigrateError,
     },
 
+    /// A fenced write found its lease expired or held by another instance:
+    /// nothing was written. The writer must stop and stand by.
+    #[error("the lease `{lease}` is no longer held by `{holder}`; the write was not committed")]
+    LeaseLost { lease: String, holder: String },
+
     /// Anything else: a bug or a broken invariant. The chain says what and where.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),

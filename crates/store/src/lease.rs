@@ -23,6 +23,19 @@ pub struct Lease {
     pub expired: bool,
 }
 
+/// Proof a writer must still hold a lease for its write to commit: checked
+/// inside the write's own transaction (see [`crate::Store::ingest_batch_fenced`]).
+/// A holder that stalled past its lease's expiry (a long GC-like pause, a
+/// partition) and wakes up after another instance took over cannot commit
+/// the batch it had in hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The lease's name, e.g. `mailbox:support`.
+    pub lease: String,
+    /// The holder id the lease was taken with.
+    pub holder: String,
+}
+
 /// A time to live in milliseconds, at least 1 ms, at most about 290 million years.
 pub(crate) fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis())

@@ -79,10 +79,9 @@ use supportd_core::{AccountRecord, TicketRef, TicketStatus};
 pub use copy::{CopyReport, TableCount};
 pub use desk::{
     DeskDetail, DeskQuery, DeskTicket, IdempotencyClaim, Note, SearchQuery, SlaBreach, StaffReply,
-    audit_kinds,
 };
 pub use error::StoreError;
-pub use lease::Lease;
+pub use lease::{Fence, Lease};
 pub use model::{
     AuditEvent, AuditKind, Checkpoint, ImapUid, IngestContent, IngestItem, IngestOutcome,
     ParseSourceKindError, QueueQuery, QueueSummary, SourceKind, SourcePosition, StoredMessage,
@@ -206,12 +205,7 @@ impl Store {
         &self,
         items: &[IngestItem],
     ) -> Result<Vec<IngestOutcome>, StoreError> {
-        match dispatch!(self, store => store.ingest_batch(items, None).await) {
-            Err(error) if error.may_be_one_item() && !items.is_empty() => {
-                self.ingest_one_by_one(items, None, error).await
-            }
-            result => result,
-        }
+        self.ingest(items, None, None).await
     }
 
     /// [`Store::ingest_batch`] for an IMAP folder: also moves the folder's
@@ -224,9 +218,34 @@ impl Store {
         items: &[IngestItem],
         checkpoint: &Checkpoint,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
-        match dispatch!(self, store => store.ingest_batch(items, Some(checkpoint)).await) {
+        self.ingest(items, Some(checkpoint), None).await
+    }
+
+    /// [`Store::ingest_batch_with_checkpoint`] for the holder of a lease: the
+    /// batch commits only if `fence`'s holder still holds the unexpired lease,
+    /// checked in the batch's own transaction (on PostgreSQL the lease row is
+    /// locked until the commit, so a takeover waits for the batch, and a batch
+    /// after a takeover is refused). Otherwise nothing is written and the
+    /// answer is [`StoreError::LeaseLost`].
+    pub async fn ingest_batch_fenced(
+        &self,
+        items: &[IngestItem],
+        checkpoint: &Checkpoint,
+        fence: &Fence,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        self.ingest(items, Some(checkpoint), Some(fence)).await
+    }
+
+    async fn ingest(
+        &self,
+        items: &[IngestItem],
+        checkpoint: Option<&Checkpoint>,
+        fence: Option<&Fence>,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        match dispatch!(self, store => store.ingest_batch(items, checkpoint, fence).await) {
             Err(error) if error.may_be_one_item() && !items.is_empty() => {
-                self.ingest_one_by_one(items, Some(checkpoint), error).await
+                self.ingest_one_by_one(items, checkpoint, fence, error)
+                    .await
             }
             result => result,
         }
@@ -241,6 +260,7 @@ impl Store {
         &self,
         items: &[IngestItem],
         checkpoint: Option<&Checkpoint>,
+        fence: Option<&Fence>,
         batch_error: StoreError,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
         tracing::warn!(
@@ -251,7 +271,8 @@ impl Store {
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let single = std::slice::from_ref(item);
-            let outcome = match dispatch!(self, store => store.ingest_batch(single, None).await) {
+            let outcome = match dispatch!(self, store => store.ingest_batch(single, None, fence).await)
+            {
                 Ok(outcome) => outcome,
                 Err(error) if error.may_be_one_item() => {
                     let reason = format!("{:#}", anyhow::Error::new(error));
@@ -260,14 +281,14 @@ impl Store {
                         "The database refused a message; it is stored raw in quarantine."
                     );
                     let quarantined = [item.refused(&reason)];
-                    dispatch!(self, store => store.ingest_batch(&quarantined, None).await)?
+                    dispatch!(self, store => store.ingest_batch(&quarantined, None, fence).await)?
                 }
                 Err(error) => return Err(error),
             };
             outcomes.extend(outcome);
         }
         if let Some(checkpoint) = checkpoint {
-            dispatch!(self, store => store.ingest_batch(&[], Some(checkpoint)).await)?;
+            dispatch!(self, store => store.ingest_batch(&[], Some(checkpoint), fence).await)?;
         }
         Ok(outcomes)
     }

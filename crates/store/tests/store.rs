@@ -17,9 +17,9 @@ use supportd_core::{
     MessageFlags, Priority, QueueName, Relationship, RouteDecision, TicketRef, TicketStatus, Tier,
 };
 use supportd_store::{
-    AuditKind, Checkpoint, IngestContent, IngestItem, IngestOutcome, NewSession, OutboxClaim,
-    OutboxKind, OutboxStatus, QueueQuery, SourceKind, SourcePosition, StaffRole, Store, StoreError,
-    TicketOrder,
+    AuditKind, Checkpoint, Fence, IngestContent, IngestItem, IngestOutcome, NewSession,
+    OutboxClaim, OutboxKind, OutboxStatus, QueueQuery, SourceKind, SourcePosition, StaffRole,
+    Store, StoreError, TicketOrder,
 };
 use tempfile::TempDir;
 
@@ -1223,6 +1223,33 @@ async fn quotes_and_sql_keywords_are_stored_verbatim(store: &Store) {
 }
 store_test!(quotes_and_sql_keywords_are_stored_verbatim);
 
+async fn every_source_kind_is_stored_and_read_back(store: &Store) {
+    let items: Vec<IngestItem> = SourceKind::ALL
+        .into_iter()
+        .enumerate()
+        .map(|(n, kind)| {
+            let mut item = item(message(
+                &format!("kind-{n}@x"),
+                &format!("Source {kind}"),
+                "ann@contoso.com",
+            ));
+            item.source = match kind {
+                SourceKind::Imap => SourcePosition::imap("support/INBOX", 7, 1),
+                kind => SourcePosition::new(kind, format!("{kind}-place")),
+            };
+            item
+        })
+        .collect();
+    let outcomes = ingest(store, items).await;
+    assert_eq!(outcomes.len(), SourceKind::ALL.len());
+    for (n, kind) in SourceKind::ALL.into_iter().enumerate() {
+        let ticket_ref = cs(1001 + n as u64);
+        let detail = store.ticket(ticket_ref).await.unwrap().unwrap();
+        assert_eq!(detail.messages[0].source.kind, kind, "{ticket_ref}");
+    }
+}
+store_test!(every_source_kind_is_stored_and_read_back);
+
 async fn an_empty_batch_does_nothing(store: &Store) {
     assert_eq!(store.ingest_batch(&[]).await.unwrap(), vec![]);
     assert_eq!(store.queue_summaries().await.unwrap(), vec![]);
@@ -1801,6 +1828,88 @@ async fn a_lease_has_one_holder_and_is_taken_over_after_expiry(store: &Store) {
     other.close().await;
 }
 store_test!(a_lease_has_one_holder_and_is_taken_over_after_expiry);
+
+async fn a_fenced_batch_commits_only_while_its_lease_is_held(store: &Store) {
+    let other = second_instance(store).await;
+    let name = "mailbox:support";
+    let long = Duration::from_secs(30);
+    let fence = |holder: &str| Fence {
+        lease: name.to_owned(),
+        holder: holder.to_owned(),
+    };
+    let checkpoint = |last_uid| Checkpoint {
+        mailbox: "support".into(),
+        folder: "INBOX".into(),
+        uidvalidity: 7,
+        last_uid,
+    };
+    let mail = |uid: u32| {
+        let mut item = item(message(&format!("f{uid}@x"), "VM down", "ann@contoso.com"));
+        item.source = SourcePosition::imap("support/INBOX", 7, uid);
+        item
+    };
+    assert!(
+        store
+            .try_acquire_lease(name, "instance-a", long)
+            .await
+            .unwrap()
+    );
+    store
+        .ingest_batch_fenced(&[mail(1)], &checkpoint(1), &fence("instance-a"))
+        .await
+        .unwrap();
+
+    // instance-a stalls past its lease; instance-b takes over. A batch
+    // instance-a had in hand is refused whole: no ticket, no checkpoint.
+    assert!(
+        store
+            .renew_lease(name, "instance-a", Duration::from_millis(100))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        other
+            .try_acquire_lease(name, "instance-b", long)
+            .await
+            .unwrap()
+    );
+    let refused = store
+        .ingest_batch_fenced(&[mail(2)], &checkpoint(2), &fence("instance-a"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::LeaseLost { holder, .. } if holder == "instance-a"),
+        "{refused:#}"
+    );
+    assert!(!refused.may_be_one_item(), "not retried item by item");
+    assert_eq!(
+        store.checkpoint("support", "INBOX").await.unwrap(),
+        Some(checkpoint(1))
+    );
+    assert_eq!(store.ticket(cs(1002)).await.unwrap().map(|_| ()), None);
+
+    // The new holder commits the same batch.
+    let outcomes = other
+        .ingest_batch_fenced(&[mail(2)], &checkpoint(2), &fence("instance-b"))
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(
+        store.checkpoint("support", "INBOX").await.unwrap(),
+        Some(checkpoint(2))
+    );
+    // A lease nobody holds fences too.
+    assert!(other.release_lease(name, "instance-b").await.unwrap());
+    assert!(matches!(
+        other
+            .ingest_batch_fenced(&[mail(3)], &checkpoint(3), &fence("instance-b"))
+            .await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    other.close().await;
+}
+store_test!(a_fenced_batch_commits_only_while_its_lease_is_held);
 
 async fn concurrent_acquires_give_a_lease_to_exactly_one(store: &Store) {
     let other = second_instance(store).await;

@@ -43,7 +43,9 @@ use chrono::{DateTime, Utc};
 use supportd_core::health::{SourceBoard, SourceState};
 use supportd_intake::{Backoff, FetchedMessage, IdleOutcome, ImapAccount, IntakeError, Session};
 use supportd_mail::Normalised;
-use supportd_store::{Checkpoint, IngestContent, IngestItem, IngestOutcome, SourcePosition};
+use supportd_store::{
+    Checkpoint, Fence, IngestContent, IngestItem, IngestOutcome, SourcePosition, Store, StoreError,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -107,7 +109,7 @@ pub async fn run(
         if application.store.is_shared() {
             run_under_lease(&application, &account, &health, &lease_terms, &cancel).await;
         } else {
-            poll(&application, &account, &health, &cancel).await;
+            poll(&application, &account, &health, None, &cancel).await;
         }
     }
     .instrument(span)
@@ -126,6 +128,11 @@ async fn run_under_lease(
     let store = &application.store;
     let lease = lease_name(account);
     let holder = lease_terms.holder.as_str();
+    // Every batch commits only while the lease is still ours.
+    let fence = Fence {
+        lease: lease.clone(),
+        holder: holder.to_owned(),
+    };
     loop {
         if !wait_for_lease(application, &lease, health, lease_terms, cancel).await {
             return;
@@ -138,7 +145,7 @@ async fn run_under_lease(
         // the shutdown. Whichever ends first drops the other: a lost lease
         // drops the session at once.
         let lost = tokio::select! {
-            () = poll(application, account, health, cancel) => None,
+            () = poll(application, account, health, Some(&fence), cancel) => None,
             lost = keep_renewing(application, &lease, lease_terms) => Some(lost),
         };
         match lost {
@@ -252,12 +259,13 @@ async fn poll(
     application: &Application,
     account: &ImapAccount,
     health: &Health<'_>,
+    fence: Option<&Fence>,
     cancel: &CancellationToken,
 ) {
     let backoff = Backoff::RECONNECT;
     let mut failures: u32 = 0;
     loop {
-        match watch(application, account, health, cancel, &mut failures).await {
+        match watch(application, account, health, fence, cancel, &mut failures).await {
             Ok(()) => return,
             Err(error) => {
                 failures = failures.saturating_add(1);
@@ -381,6 +389,7 @@ async fn watch(
     application: &Application,
     account: &ImapAccount,
     health: &Health<'_>,
+    fence: Option<&Fence>,
     cancel: &CancellationToken,
     failures: &mut u32,
 ) -> anyhow::Result<()> {
@@ -401,7 +410,7 @@ async fn watch(
         .context("the mailbox has no folder")?;
     loop {
         for folder in &account.folders {
-            sync_folder(application, account, &mut session, folder, cancel).await?;
+            sync_folder(application, account, &mut session, folder, fence, cancel).await?;
             if cancel.is_cancelled() {
                 let _ = session.logout().await;
                 return Ok(());
@@ -481,6 +490,7 @@ async fn sync_folder(
     account: &ImapAccount,
     session: &mut Session,
     folder: &str,
+    fence: Option<&Fence>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
     let folder_state = session.select(folder).await?;
@@ -522,9 +532,7 @@ async fn sync_folder(
                 uidvalidity: folder_state.uidvalidity,
                 last_uid,
             };
-            application
-                .store
-                .ingest_batch_with_checkpoint(&[], &checkpoint)
+            commit(&application.store, &[], &checkpoint, fence)
                 .await
                 .context("cannot save the folder's checkpoint")?;
             last_uid
@@ -533,7 +541,8 @@ async fn sync_folder(
     let mailbox_label = mailbox_label(account, folder);
     let position = |uid| SourcePosition::imap(&mailbox_label, folder_state.uidvalidity, uid);
     // A two-stage pipeline: while batch N commits (on another task), batch N+1
-    // is fetched and parsed here. Batch N is acknowledged only after its commit.
+    // is fetched, parsed and classified here. Batch N is acknowledged only
+    // after its commit.
     let fetched = session.fetch_after(last_uid, account.batch_size).await?;
     let mut batch = prepare_batch(application, fetched, &position);
     loop {
@@ -548,10 +557,9 @@ async fn sync_folder(
         };
         let store = application.store.clone();
         let items = batch.items;
-        let commit = tokio::spawn(async move {
-            let outcomes = store
-                .ingest_batch_with_checkpoint(&items, &checkpoint)
-                .await;
+        let batch_fence = fence.cloned();
+        let committing = tokio::spawn(async move {
+            let outcomes = commit(&store, &items, &checkpoint, batch_fence.as_ref()).await;
             (items, outcomes)
         });
         let next = if cancel.is_cancelled() {
@@ -561,7 +569,8 @@ async fn sync_folder(
                 .fetch_after(batch_last_uid, account.batch_size)
                 .await
         };
-        let (items, outcomes) = commit.await.context("the store task failed")?;
+        let next = next.map(|fetched| prepare_batch(application, fetched, &position));
+        let (items, outcomes) = committing.await.context("the store task failed")?;
         let outcomes = outcomes.context("cannot store a batch of fetched mail")?;
 
         let mut quarantined = Vec::new();
@@ -586,7 +595,21 @@ async fn sync_folder(
         if cancel.is_cancelled() {
             return Ok(());
         }
-        batch = prepare_batch(application, next?, &position);
+        batch = next?;
+    }
+}
+
+/// Commits a batch with its checkpoint; under a lease, only while the lease
+/// is still ours.
+async fn commit(
+    store: &Store,
+    items: &[IngestItem],
+    checkpoint: &Checkpoint,
+    fence: Option<&Fence>,
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    match fence {
+        Some(fence) => store.ingest_batch_fenced(items, checkpoint, fence).await,
+        None => store.ingest_batch_with_checkpoint(items, checkpoint).await,
     }
 }
 

@@ -13,6 +13,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use supportd_core::{Address, Classification, Priority, QueueName, RouteDecision, TicketStatus};
 
 use crate::codec::{self, to_i64, to_json};
+use crate::lease::Fence;
 use crate::model::{AuditKind, Checkpoint, IngestContent, IngestItem, IngestOutcome};
 use crate::outbox::{OutboxPolicy, OutboxStatus, PlannedMail, outbox_message_id, plan_mails};
 use crate::plan::{self, IdAllocator, Known, LookupKeys, Step};
@@ -22,15 +23,34 @@ use crate::write::{
     status_change_detail, threaded_detail, ticket_ref,
 };
 
-/// One attempt at a batch, in one transaction.
+/// One attempt at a batch, in one transaction; `None` when `fence` names a
+/// lease its holder no longer holds (nothing written).
 pub(super) async fn ingest_once(
     pool: &PgPool,
     policy: &OutboxPolicy,
     items: &[IngestItem],
     checkpoint: Option<&Checkpoint>,
-) -> Result<Vec<IngestOutcome>, sqlx::Error> {
+    fence: Option<&Fence>,
+) -> Result<Option<Vec<IngestOutcome>>, sqlx::Error> {
     let items = &without_nul(items)[..];
     let mut transaction = pool.begin().await?;
+    if let Some(fence) = fence {
+        // FOR SHARE holds the lease row until the commit: a takeover (an
+        // UPDATE of that row) waits for this batch, and one that came first
+        // makes this check fail.
+        let held: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM leases WHERE name = $1 AND holder = $2 \
+             AND expires_at_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
+             FOR SHARE",
+        )
+        .bind(&fence.lease)
+        .bind(&fence.holder)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        if held.is_none() {
+            return Ok(None);
+        }
+    }
     let keys = plan::lookup_keys(items);
     let mut known = known(&mut transaction, &keys).await?;
     let (tickets, messages) = plan::count_new_ids(items, &known);
@@ -125,7 +145,7 @@ pub(super) async fn ingest_once(
         .await?;
     }
     transaction.commit().await?;
-    Ok(outcomes)
+    Ok(Some(outcomes))
 }
 
 /// PostgreSQL text cannot hold U+0000, which mail may carry (a NUL in a

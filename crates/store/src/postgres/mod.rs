@@ -31,7 +31,7 @@ use supportd_core::{AccountRecord, TicketRef, TicketStatus};
 
 use crate::codec::{self, to_i64};
 use crate::error::StoreError;
-use crate::lease::Lease;
+use crate::lease::{Fence, Lease};
 use crate::model::{
     Checkpoint, IngestItem, IngestOutcome, QueueQuery, QueueSummary, TicketDetail, TicketOrder,
     TicketSummary,
@@ -136,6 +136,7 @@ impl PgStore {
         &self,
         items: &[IngestItem],
         checkpoint: Option<&Checkpoint>,
+        fence: Option<&Fence>,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
         let doing = "ingesting a batch of messages";
         if items.is_empty() && checkpoint.is_none() {
@@ -143,7 +144,21 @@ impl PgStore {
         }
         let mut attempt = 1;
         loop {
-            match ingest::ingest_once(&self.pool, &self.outbox_policy, items, checkpoint).await {
+            let once =
+                ingest::ingest_once(&self.pool, &self.outbox_policy, items, checkpoint, fence);
+            match once.await {
+                // Only a fenced batch is ever refused for its lease.
+                Ok(None) => {
+                    return Err(match fence {
+                        Some(fence) => StoreError::LeaseLost {
+                            lease: fence.lease.clone(),
+                            holder: fence.holder.clone(),
+                        },
+                        None => StoreError::Unexpected(anyhow::anyhow!(
+                            "an unfenced batch was refused for a lease"
+                        )),
+                    });
+                }
                 Err(error) if attempt < MAX_INGEST_ATTEMPTS && is_write_conflict(&error) => {
                     tracing::debug!(attempt, error = %error, "Batch conflicted with another writer; retrying.");
                     attempt += 1;
@@ -153,7 +168,8 @@ impl PgStore {
                     ))
                     .await;
                 }
-                result => return result.map_err(self.error(doing)),
+                Ok(Some(outcomes)) => return Ok(outcomes),
+                Err(error) => return Err(self.error(doing)(error)),
             }
         }
     }

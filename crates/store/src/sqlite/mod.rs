@@ -13,10 +13,12 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, Connection};
 use supportd_core::{AccountRecord, TicketRef, TicketStatus};
 
 use crate::codec::{self, to_i64};
 use crate::error::StoreError;
+use crate::lease::Fence;
 use crate::model::IngestContent;
 use crate::model::{
     Checkpoint, IngestItem, IngestOutcome, QueueQuery, QueueSummary, TicketDetail, TicketOrder,
@@ -53,6 +55,13 @@ pub struct SqliteStore {
     database: String,
     /// What ingest needs to write outbox rows (Message-ID domain, limits).
     outbox_policy: std::sync::Arc<OutboxPolicy>,
+}
+
+/// The database clock in milliseconds since the Unix epoch, as SQL.
+macro_rules! now_ms {
+    () => {
+        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+    };
 }
 
 impl SqliteStore {
@@ -107,15 +116,29 @@ impl SqliteStore {
         &self.database
     }
 
-    /// Applies the migrations of `migrations/sqlite` not yet applied.
+    /// Applies the migrations of `migrations/sqlite` not yet applied, on a
+    /// connection of their own that is closed afterwards: a migration that
+    /// edits a table's stored definition in place (0007) leaves the schema the
+    /// migrating connection has parsed behind, while every other connection
+    /// re-reads it.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("../../migrations/sqlite")
-            .run(&self.pool)
+        let failed = |source| StoreError::Migration {
+            database: self.database.clone(),
+            source,
+        };
+        let mut connection = self
+            .pool
+            .connect_options()
+            .connect()
             .await
-            .map_err(|source| StoreError::Migration {
-                database: self.database.clone(),
-                source,
-            })
+            .map_err(|error| failed(sqlx::migrate::MigrateError::Execute(error)))?;
+        let applied = sqlx::migrate!("../../migrations/sqlite")
+            .run(&mut connection)
+            .await
+            .map_err(failed);
+        // Closing only tidies up; a failure to close changes nothing applied.
+        let _ = connection.close().await;
+        applied
     }
 
     /// Closes the pool, waiting for connections to finish (checkpoints the WAL).
@@ -141,6 +164,7 @@ impl SqliteStore {
         &self,
         items: &[IngestItem],
         checkpoint: Option<&Checkpoint>,
+        fence: Option<&Fence>,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
         let doing = "ingesting a batch of messages";
         if items.is_empty() && checkpoint.is_none() {
@@ -151,6 +175,27 @@ impl SqliteStore {
             .begin_with(BEGIN_WRITE)
             .await
             .map_err(self.error(doing))?;
+        if let Some(fence) = fence {
+            // The write lock is ours from BEGIN IMMEDIATE: nobody can take the
+            // lease over between this check and the commit.
+            let held: bool = sqlx::query_scalar(concat!(
+                "SELECT EXISTS (SELECT 1 FROM leases WHERE name = ?1 AND holder = ?2 \
+                 AND expires_at_ms > ",
+                now_ms!(),
+                ")"
+            ))
+            .bind(&fence.lease)
+            .bind(&fence.holder)
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(self.error(doing))?;
+            if !held {
+                return Err(StoreError::LeaseLost {
+                    lease: fence.lease.clone(),
+                    holder: fence.holder.clone(),
+                });
+            }
+        }
         let mut ids = ingest::id_allocator(&mut transaction)
             .await
             .map_err(self.error(doing))?;
@@ -720,13 +765,6 @@ impl SqliteStore {
         transaction.commit().await.map_err(self.error(doing))?;
         Ok(Some(message_id))
     }
-}
-
-/// The database clock in milliseconds since the Unix epoch, as SQL.
-macro_rules! now_ms {
-    () => {
-        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
-    };
 }
 
 /// Named leases (one holder per name), timed by the database's clock.
