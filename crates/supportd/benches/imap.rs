@@ -146,8 +146,30 @@ async fn open_store(database: &Path) -> Store {
     store
 }
 
-/// `serve` ingesting every waiting mail: (elapsed, peak RSS in KiB).
-async fn serve_ingest(dovecot: &Dovecot, password_file: &Path) -> (Duration, u64) {
+/// The folder's checkpoint: `None` until `serve` first visits it, then the
+/// last UID stored. A primary-key read, so polling it costs the daemon nothing
+/// (counting tickets would scan the table 50 times a second).
+async fn checkpoint_uid(store: &Store) -> Option<u32> {
+    store
+        .checkpoint("bench", "INBOX")
+        .await
+        .ok()
+        .flatten()
+        .map(|checkpoint| checkpoint.last_uid)
+}
+
+/// What one `serve` run took.
+struct ServeRun {
+    /// From spawning the process to its first visit of the folder (migrations,
+    /// rules and model, IMAP login and SELECT).
+    start_up: Duration,
+    /// From that first visit to the last mail's commit.
+    ingest: Duration,
+    peak_rss_kib: u64,
+}
+
+/// `serve` ingesting every waiting mail.
+async fn serve_ingest(dovecot: &Dovecot, password_file: &Path) -> ServeRun {
     let directory = tempfile::tempdir().expect("temp dir");
     let config = serve_config(directory.path(), dovecot, password_file, "2000-01-01");
     let database = directory.path().join("supportd.db");
@@ -155,9 +177,17 @@ async fn serve_ingest(dovecot: &Dovecot, password_file: &Path) -> (Duration, u64
     let started = Instant::now();
     let child = spawn_serve(directory.path(), &config, &database);
     let mut peak = 0;
-    while ticket_count(&store).await < MAILS as u64 {
+    let mut first_visit = None;
+    loop {
+        let last_uid = checkpoint_uid(&store).await;
+        if last_uid.is_some() && first_visit.is_none() {
+            first_visit = Some(started.elapsed());
+        }
+        if last_uid >= Some(MAILS as u32) {
+            break;
+        }
         peak = peak.max(peak_rss_kib(child.id()));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(
             started.elapsed() < Duration::from_secs(600),
             "serve too slow"
@@ -166,7 +196,17 @@ async fn serve_ingest(dovecot: &Dovecot, password_file: &Path) -> (Duration, u64
     let elapsed = started.elapsed();
     peak = peak.max(peak_rss_kib(child.id()));
     stop(child);
-    (elapsed, peak)
+    assert_eq!(
+        ticket_count(&store).await,
+        MAILS as u64,
+        "one ticket per mail"
+    );
+    let start_up = first_visit.unwrap_or(elapsed);
+    ServeRun {
+        start_up,
+        ingest: elapsed - start_up,
+        peak_rss_kib: peak,
+    }
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {
@@ -296,20 +336,21 @@ fn main() {
                 elapsed.as_secs_f64()
             );
             fetch_times.push(elapsed);
-            let (elapsed, peak) = serve_ingest(&dovecot, &password_file).await;
+            let run = serve_ingest(&dovecot, &password_file).await;
             println!(
-                "supportd serve: {MAILS} tickets in {:.2} s, peak RSS {:.1} MB",
-                elapsed.as_secs_f64(),
-                peak as f64 / 1024.0
+                "supportd serve: start-up {:.2} s, then {MAILS} tickets in {:.2} s, peak RSS {:.1} MB",
+                run.start_up.as_secs_f64(),
+                run.ingest.as_secs_f64(),
+                run.peak_rss_kib as f64 / 1024.0
             );
-            serve_times.push(elapsed);
-            peak_rss = peak_rss.max(peak);
+            serve_times.push(run.ingest);
+            peak_rss = peak_rss.max(run.peak_rss_kib);
         }
         let fetch = median(fetch_times);
         let serve = median(serve_times);
         let rate = |elapsed: Duration| MAILS as f64 / elapsed.as_secs_f64();
         println!(
-            "median of {RUNS}: plain fetch {:.0} msg/s, supportd serve {:.0} msg/s ({:.0}% of the plain fetch); serve peak RSS {:.1} MB",
+            "median of {RUNS}: plain fetch {:.0} msg/s, supportd serve {:.0} msg/s after start-up ({:.0}% of the plain fetch); serve peak RSS {:.1} MB",
             rate(fetch),
             rate(serve),
             100.0 * fetch.as_secs_f64() / serve.as_secs_f64(),
