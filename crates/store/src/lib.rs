@@ -57,6 +57,7 @@
 //!   `rows` reads either.
 //! - The raw bytes of every message are kept, parsed or not.
 
+mod batch;
 mod codec;
 mod copy;
 mod desk;

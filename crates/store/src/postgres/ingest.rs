@@ -6,22 +6,21 @@
 //! SQLite writes them.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use sqlx::postgres::PgConnection;
 use sqlx::{PgPool, Postgres, Transaction};
-use supportd_core::{Address, Classification, Priority, QueueName, RouteDecision, TicketStatus};
+use supportd_core::{Address, TicketStatus};
 
-use crate::codec::{self, to_i64, to_json};
+use crate::batch::{
+    AttachmentColumns, AuditColumns, BatchRows, ClassificationColumns, MessageColumns,
+    OutboxColumns, RouteColumns, TicketColumns,
+};
+use crate::codec::to_i64;
 use crate::lease::Fence;
 use crate::model::{AuditKind, Checkpoint, IngestContent, IngestItem, IngestOutcome};
-use crate::outbox::{OutboxPolicy, OutboxStatus, PlannedMail, outbox_message_id, plan_mails};
+use crate::outbox::{OutboxPolicy, PlannedMail, plan_mails};
 use crate::plan::{self, IdAllocator, Known, LookupKeys, Step};
-use crate::write::{
-    KnownRows, NewMessage, SYSTEM_ACTOR, automatic_reply_detail, created_detail,
-    created_recipients, named_outbox_rows, outbox_written_event, quarantined_detail, routed_detail,
-    status_change_detail, threaded_detail, ticket_ref,
-};
+use crate::write::{KnownRows, SYSTEM_ACTOR, created_recipients, status_change_detail};
 
 /// One attempt at a batch, in one transaction; `None` when `fence` names a
 /// lease its holder no longer holds (nothing written).
@@ -437,207 +436,7 @@ pub(super) async fn change_status(
     .await
 }
 
-/// Every row a batch writes, as columns, in the batch's order.
-#[derive(Default)]
-struct BatchRows {
-    tickets: TicketColumns,
-    messages: MessageColumns,
-    attachments: AttachmentColumns,
-    classifications: ClassificationColumns,
-    routes: RouteColumns,
-    /// Threaded tickets: the latest `updated_at`, and whether a reply reopens it.
-    touched: BTreeMap<i64, (i64, bool)>,
-    outbox: OutboxColumns,
-    /// Suppressions by recipient key: (until, reason, created_at); the latest
-    /// reason and the longest suppression win, as upserts in order would.
-    suppressions: BTreeMap<String, (i64, String, i64)>,
-    audit: AuditColumns,
-}
-
 impl BatchRows {
-    /// Adds the rows of one planned item; its outcome.
-    fn add_step(&mut self, item: &IngestItem, step: Step) -> Result<IngestOutcome, sqlx::Error> {
-        let at = item.received_at;
-        match (&item.content, step) {
-            (_, Step::Duplicate { ticket }) => Ok(IngestOutcome::Duplicate(ticket_ref(ticket))),
-            (
-                IngestContent::Parsed {
-                    message,
-                    classification,
-                    route,
-                },
-                Step::Create {
-                    ticket,
-                    message: message_row,
-                },
-            ) => {
-                let new_message = NewMessage::parsed(message);
-                self.tickets
-                    .push_routed(ticket, at, &new_message, classification, route);
-                self.messages
-                    .push(ticket, message_row, item, &new_message)?;
-                self.attachments.push(message_row, &new_message);
-                self.classifications.push(message_row, classification)?;
-                self.routes.push(ticket, message_row, at, route)?;
-                self.audit.push(
-                    ticket,
-                    at,
-                    &AuditKind::TicketCreated,
-                    SYSTEM_ACTOR,
-                    &created_detail(item, &new_message),
-                )?;
-                self.audit.push(
-                    ticket,
-                    at,
-                    &AuditKind::Routed,
-                    SYSTEM_ACTOR,
-                    &routed_detail(route),
-                )?;
-                Ok(IngestOutcome::Created(ticket_ref(ticket)))
-            }
-            (
-                IngestContent::Parsed {
-                    message,
-                    classification,
-                    ..
-                },
-                Step::Thread {
-                    ticket,
-                    message: message_row,
-                    reopen_from,
-                },
-            ) => {
-                let new_message = NewMessage::parsed(message);
-                self.messages
-                    .push(ticket, message_row, item, &new_message)?;
-                self.attachments.push(message_row, &new_message);
-                self.classifications.push(message_row, classification)?;
-                let touched = self.touched.entry(ticket).or_insert((at, false));
-                touched.0 = touched.0.max(at);
-                touched.1 |= reopen_from.is_some();
-                self.audit.push(
-                    ticket,
-                    at,
-                    &AuditKind::MessageThreaded,
-                    SYSTEM_ACTOR,
-                    &threaded_detail(&new_message),
-                )?;
-                if let Some(status) = reopen_from {
-                    self.audit.push(
-                        ticket,
-                        at,
-                        &AuditKind::StatusChanged,
-                        SYSTEM_ACTOR,
-                        &status_change_detail(status, TicketStatus::Open, "customer_reply"),
-                    )?;
-                }
-                Ok(IngestOutcome::Threaded(ticket_ref(ticket)))
-            }
-            (
-                IngestContent::Quarantined { due, .. },
-                Step::Quarantine {
-                    ticket,
-                    message: message_row,
-                },
-            ) => {
-                let Some(new_message) = NewMessage::quarantined(item) else {
-                    return Err(plan_mismatch(step));
-                };
-                self.tickets
-                    .push_quarantined(ticket, at, *due, &new_message);
-                self.messages
-                    .push(ticket, message_row, item, &new_message)?;
-                self.audit.push(
-                    ticket,
-                    at,
-                    &AuditKind::Quarantined,
-                    SYSTEM_ACTOR,
-                    &quarantined_detail(item, &new_message),
-                )?;
-                Ok(IngestOutcome::Quarantined(ticket_ref(ticket)))
-            }
-            (IngestContent::Parsed { .. }, Step::Quarantine { .. })
-            | (IngestContent::Quarantined { .. }, Step::Create { .. } | Step::Thread { .. }) => {
-                Err(plan_mismatch(step))
-            }
-        }
-    }
-
-    /// Adds an outbox row with its fixed Message-ID and its audit event.
-    #[allow(clippy::too_many_arguments)]
-    fn add_mail(
-        &mut self,
-        id: i64,
-        ticket: i64,
-        planned: &PlannedMail,
-        source_message: Option<i64>,
-        body: Option<&str>,
-        actor: &str,
-        policy: &OutboxPolicy,
-        now: i64,
-    ) -> Result<String, sqlx::Error> {
-        let message_id = outbox_message_id(id, &policy.message_id_domain);
-        self.outbox.push(
-            id,
-            ticket,
-            planned,
-            &message_id,
-            source_message,
-            body,
-            actor,
-            now,
-        )?;
-        let (kind, detail) = outbox_written_event(id, planned, &message_id);
-        self.audit.push(ticket, now, &kind, actor, &detail)?;
-        Ok(message_id)
-    }
-
-    /// Records a bounce or auto-reply to supportd's own mail on its ticket, and
-    /// after a permanent bounce suppresses automatic mail to the addresses it names.
-    fn add_automatic_reply(
-        &mut self,
-        ticket: i64,
-        message_id: &str,
-        bounce: bool,
-        item: &IngestItem,
-        known: &Known,
-        policy: &OutboxPolicy,
-    ) -> Result<(), sqlx::Error> {
-        let now = item.received_at;
-        let references = plan::item_loop_references(item);
-        let named = named_outbox_rows(&references.outbox_message_ids, &known.outbox_messages);
-        let permanent = bounce && references.permanent_failure;
-        let until = now.saturating_add(policy.bounce_suppression_s);
-        let mut suppressed = Vec::new();
-        if permanent {
-            for (outbox_id, recipient_key) in &named {
-                let entry = self.suppressions.entry(recipient_key.clone()).or_insert((
-                    until,
-                    String::new(),
-                    now,
-                ));
-                entry.0 = entry.0.max(until);
-                entry.1 = format!("permanent bounce of outbox row {outbox_id}");
-                suppressed.push(recipient_key.clone());
-            }
-        }
-        let outbox_ids: Vec<i64> = named.iter().map(|(id, _)| *id).collect();
-        self.audit.push(
-            ticket,
-            now,
-            &AuditKind::AutomaticReplyAttached,
-            SYSTEM_ACTOR,
-            &automatic_reply_detail(
-                message_id,
-                bounce,
-                permanent,
-                &outbox_ids,
-                &suppressed,
-                until,
-            ),
-        )
-    }
-
     /// Writes every gathered row: parents before children, audit events last.
     async fn write(self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
         self.tickets.write(&mut *connection).await?;
@@ -696,95 +495,7 @@ impl BatchRows {
     }
 }
 
-fn plan_mismatch(step: Step) -> sqlx::Error {
-    sqlx::Error::Protocol(format!(
-        "ingest plan mismatch: {step:?} for an item of the other kind"
-    ))
-}
-
-#[derive(Default)]
-struct TicketColumns {
-    number: Vec<i64>,
-    queue: Vec<String>,
-    priority: Vec<String>,
-    subject: Vec<String>,
-    requester_email: Vec<Option<String>>,
-    requester_name: Vec<Option<String>>,
-    tier: Vec<Option<String>>,
-    category: Vec<Option<String>>,
-    in_scope: Vec<Option<bool>>,
-    microsoft: Vec<Option<bool>>,
-    confidence: Vec<Option<f64>>,
-    created_at: Vec<i64>,
-    first_response_due: Vec<i64>,
-}
-
 impl TicketColumns {
-    /// A new ticket from its first message, labelled by its classification
-    /// and placed by its routing decision.
-    fn push_routed(
-        &mut self,
-        number: i64,
-        at: i64,
-        message: &NewMessage<'_>,
-        classification: &Classification,
-        route: &RouteDecision,
-    ) {
-        self.push(
-            number,
-            at,
-            route.queue.as_str(),
-            route.priority,
-            route.first_response_due,
-            message,
-        );
-        self.tier.push(Some(classification.tier.slug().to_owned()));
-        self.category
-            .push(Some(classification.category.slug().to_owned()));
-        self.in_scope.push(Some(classification.in_scope));
-        self.microsoft.push(Some(classification.microsoft));
-        self.confidence
-            .push(Some(codec::confidence(classification.confidence)));
-    }
-
-    /// A quarantine ticket: no labels.
-    fn push_quarantined(&mut self, number: i64, at: i64, due: i64, message: &NewMessage<'_>) {
-        self.push(
-            number,
-            at,
-            QueueName::QUARANTINE,
-            Priority::Normal,
-            due,
-            message,
-        );
-        self.tier.push(None);
-        self.category.push(None);
-        self.in_scope.push(None);
-        self.microsoft.push(None);
-        self.confidence.push(None);
-    }
-
-    fn push(
-        &mut self,
-        number: i64,
-        at: i64,
-        queue: &str,
-        priority: Priority,
-        due: i64,
-        message: &NewMessage<'_>,
-    ) {
-        self.number.push(number);
-        self.queue.push(queue.to_owned());
-        self.priority.push(priority.slug().to_owned());
-        self.subject.push(message.subject.to_owned());
-        self.requester_email
-            .push(message.from.map(|address| address.email.clone()));
-        self.requester_name
-            .push(message.from.and_then(|address| address.name.clone()));
-        self.created_at.push(at);
-        self.first_response_due.push(due);
-    }
-
     async fn write(self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
         if self.number.is_empty() {
             return Ok(());
@@ -823,83 +534,7 @@ impl TicketColumns {
     }
 }
 
-#[derive(Default)]
-struct MessageColumns {
-    id: Vec<i64>,
-    ticket_number: Vec<i64>,
-    message_id: Vec<String>,
-    message_id_synthesized: Vec<bool>,
-    content_hash: Vec<String>,
-    in_reply_to: Vec<String>,
-    references: Vec<String>,
-    from_email: Vec<Option<String>>,
-    from_name: Vec<Option<String>>,
-    reply_to: Vec<String>,
-    to: Vec<String>,
-    cc: Vec<String>,
-    subject: Vec<String>,
-    sent_at: Vec<Option<i64>>,
-    received_at: Vec<i64>,
-    body_text: Vec<String>,
-    body_html: Vec<Option<String>>,
-    new_text: Vec<String>,
-    forwarded_text: Vec<String>,
-    flags: Vec<String>,
-    warnings: Vec<String>,
-    size: Vec<i64>,
-    quarantine_reason: Vec<Option<String>>,
-    source_kind: Vec<String>,
-    source_mailbox: Vec<String>,
-    source_uidvalidity: Vec<Option<i64>>,
-    source_uid: Vec<Option<i64>>,
-    raw: Vec<Vec<u8>>,
-}
-
 impl MessageColumns {
-    fn push(
-        &mut self,
-        ticket: i64,
-        message_row: i64,
-        item: &IngestItem,
-        message: &NewMessage<'_>,
-    ) -> Result<(), sqlx::Error> {
-        let uid = item.source.uid;
-        self.id.push(message_row);
-        self.ticket_number.push(ticket);
-        self.message_id.push(message.message_id.to_owned());
-        self.message_id_synthesized
-            .push(message.message_id_synthesized);
-        self.content_hash.push(message.content_hash.to_owned());
-        self.in_reply_to.push(to_json(message.in_reply_to)?);
-        self.references.push(to_json(message.references)?);
-        self.from_email
-            .push(message.from.map(|address| address.email.clone()));
-        self.from_name
-            .push(message.from.and_then(|address| address.name.clone()));
-        self.reply_to.push(to_json(message.reply_to)?);
-        self.to.push(to_json(message.to)?);
-        self.cc.push(to_json(message.cc)?);
-        self.subject.push(message.subject.to_owned());
-        self.sent_at.push(message.sent_at);
-        self.received_at.push(item.received_at);
-        self.body_text.push(message.body_text.to_owned());
-        self.body_html.push(message.body_html.map(str::to_owned));
-        self.new_text.push(message.new_text.to_owned());
-        self.forwarded_text.push(message.forwarded_text.to_owned());
-        self.flags.push(to_json(message.flags)?);
-        self.warnings.push(to_json(message.warnings)?);
-        self.size.push(to_i64(message.size));
-        self.quarantine_reason
-            .push(message.quarantine_reason.map(str::to_owned));
-        self.source_kind.push(item.source.kind.slug().to_owned());
-        self.source_mailbox.push(item.source.mailbox.clone());
-        self.source_uidvalidity
-            .push(uid.map(|uid| i64::from(uid.uidvalidity)));
-        self.source_uid.push(uid.map(|uid| i64::from(uid.uid)));
-        self.raw.push(item.raw.clone());
-        Ok(())
-    }
-
     async fn write(self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
         if self.id.is_empty() {
             return Ok(());
@@ -957,28 +592,7 @@ impl MessageColumns {
     }
 }
 
-#[derive(Default)]
-struct AttachmentColumns {
-    message_id: Vec<i64>,
-    position: Vec<i64>,
-    filename: Vec<String>,
-    content_type: Vec<String>,
-    size: Vec<i64>,
-    sha256: Vec<String>,
-}
-
 impl AttachmentColumns {
-    fn push(&mut self, message_row: i64, message: &NewMessage<'_>) {
-        for (position, attachment) in message.attachments.iter().enumerate() {
-            self.message_id.push(message_row);
-            self.position.push(to_i64(position as u64));
-            self.filename.push(attachment.filename.clone());
-            self.content_type.push(attachment.content_type.clone());
-            self.size.push(to_i64(attachment.size));
-            self.sha256.push(attachment.sha256.clone());
-        }
-    }
-
     async fn write(self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
         if self.message_id.is_empty() {
             return Ok(());
@@ -1000,40 +614,7 @@ impl AttachmentColumns {
     }
 }
 
-#[derive(Default)]
-struct ClassificationColumns {
-    message_id: Vec<i64>,
-    tier: Vec<String>,
-    category: Vec<String>,
-    in_scope: Vec<bool>,
-    microsoft: Vec<bool>,
-    confidence: Vec<f64>,
-    reasons: Vec<String>,
-    entities: Vec<String>,
-    account: Vec<Option<String>>,
-}
-
 impl ClassificationColumns {
-    fn push(
-        &mut self,
-        message_row: i64,
-        classification: &Classification,
-    ) -> Result<(), sqlx::Error> {
-        self.message_id.push(message_row);
-        self.tier.push(classification.tier.slug().to_owned());
-        self.category
-            .push(classification.category.slug().to_owned());
-        self.in_scope.push(classification.in_scope);
-        self.microsoft.push(classification.microsoft);
-        self.confidence
-            .push(codec::confidence(classification.confidence));
-        self.reasons.push(to_json(&classification.reasons)?);
-        self.entities.push(to_json(&classification.entities)?);
-        self.account
-            .push(classification.account.as_ref().map(to_json).transpose()?);
-        Ok(())
-    }
-
     async fn write(self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
         if self.message_id.is_empty() {
             return Ok(());
@@ -1059,39 +640,7 @@ impl ClassificationColumns {
     }
 }
 
-#[derive(Default)]
-struct RouteColumns {
-    ticket_number: Vec<i64>,
-    message_id: Vec<i64>,
-    decided_at: Vec<i64>,
-    queue: Vec<String>,
-    priority: Vec<String>,
-    first_response_due: Vec<i64>,
-    rule: Vec<String>,
-    reasons: Vec<String>,
-    actions: Vec<String>,
-}
-
 impl RouteColumns {
-    fn push(
-        &mut self,
-        ticket: i64,
-        message_row: i64,
-        decided_at: i64,
-        route: &RouteDecision,
-    ) -> Result<(), sqlx::Error> {
-        self.ticket_number.push(ticket);
-        self.message_id.push(message_row);
-        self.decided_at.push(decided_at);
-        self.queue.push(route.queue.as_str().to_owned());
-        self.priority.push(route.priority.slug().to_owned());
-        self.first_response_due.push(route.first_response_due);
-        self.rule.push(route.rule.clone());
-        self.reasons.push(to_json(&route.reasons)?);
-        self.actions.push(to_json(&route.actions)?);
-        Ok(())
-    }
-
     async fn write(self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
         if self.ticket_number.is_empty() {
             return Ok(());
@@ -1121,59 +670,7 @@ impl RouteColumns {
     }
 }
 
-#[derive(Default)]
-struct OutboxColumns {
-    id: Vec<i64>,
-    ticket_number: Vec<i64>,
-    kind: Vec<String>,
-    status: Vec<String>,
-    recipient: Vec<String>,
-    recipient_key: Vec<String>,
-    message_id: Vec<String>,
-    source_message: Vec<Option<i64>>,
-    in_reply_to: Vec<Option<String>>,
-    references: Vec<String>,
-    body: Vec<Option<String>>,
-    actor: Vec<String>,
-    reason: Vec<Option<String>>,
-    now: Vec<i64>,
-}
-
 impl OutboxColumns {
-    #[allow(clippy::too_many_arguments)]
-    fn push(
-        &mut self,
-        id: i64,
-        ticket: i64,
-        planned: &PlannedMail,
-        message_id: &str,
-        source_message: Option<i64>,
-        body: Option<&str>,
-        actor: &str,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
-        let status = if planned.suppressed.is_some() {
-            OutboxStatus::Suppressed
-        } else {
-            OutboxStatus::Queued
-        };
-        self.id.push(id);
-        self.ticket_number.push(ticket);
-        self.kind.push(planned.kind.slug().to_owned());
-        self.status.push(status.slug().to_owned());
-        self.recipient.push(planned.recipient.clone());
-        self.recipient_key.push(planned.recipient_key.clone());
-        self.message_id.push(message_id.to_owned());
-        self.source_message.push(source_message);
-        self.in_reply_to.push(planned.in_reply_to.clone());
-        self.references.push(to_json(&planned.references)?);
-        self.body.push(body.map(str::to_owned));
-        self.actor.push(actor.to_owned());
-        self.reason.push(planned.suppressed.clone());
-        self.now.push(now);
-        Ok(())
-    }
-
     async fn write(self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
         if self.id.is_empty() {
             return Ok(());
@@ -1210,32 +707,7 @@ impl OutboxColumns {
     }
 }
 
-#[derive(Default)]
-struct AuditColumns {
-    ticket_number: Vec<i64>,
-    at: Vec<i64>,
-    kind: Vec<String>,
-    actor: Vec<String>,
-    detail: Vec<String>,
-}
-
 impl AuditColumns {
-    fn push(
-        &mut self,
-        ticket: i64,
-        at: i64,
-        kind: &AuditKind,
-        actor: &str,
-        detail: &serde_json::Value,
-    ) -> Result<(), sqlx::Error> {
-        self.ticket_number.push(ticket);
-        self.at.push(at);
-        self.kind.push(kind.slug().to_owned());
-        self.actor.push(actor.to_owned());
-        self.detail.push(to_json(detail)?);
-        Ok(())
-    }
-
     async fn write(self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
         if self.ticket_number.is_empty() {
             return Ok(());

@@ -1,43 +1,35 @@
 //! Writing a batch inside its write transaction, SQLite flavour.
 //!
 //! Speed comes from round trips, not from SQLite: every statement is a hop to
-//! sqlx's SQLite worker thread and back, and those hops dominated a profile of
-//! the first, one-statement-per-row version. So a batch costs:
+//! sqlx's SQLite worker thread and back (a futex wake-up each way), and those
+//! hops dominated profiles of the earlier versions (one statement per row,
+//! then one multi-statement call per item). So a batch costs:
 //!
 //! 1. one query for the ids in use ([`id_allocator`]) and at most four lookups
 //!    for the whole batch ([`known`]): stored copies by Message-ID and content
 //!    hash, stored copies by IMAP position, stored messages the thread headers
 //!    name, tickets the subject tags name;
-//! 2. the decision per item, in memory ([`crate::plan`]);
-//! 3. one multi-statement call per stored item ([`write_step`]) that writes
-//!    everything for it: the ticket (when new), the message, its raw bytes, its
-//!    attachments, its classification, the routing decision, the audit events.
+//! 2. the decision per item, in memory ([`crate::plan`]), and its rows,
+//!    gathered per table ([`crate::batch`], shared with PostgreSQL);
+//! 3. a few multi-row `INSERT … VALUES` statements per table ([`write_batch`]),
+//!    [`CHUNK_ROWS`] rows each, every value bound.
 //!
 //! The writes need the new rows' ids up front. The batch holds SQLite's write
 //! lock from `BEGIN IMMEDIATE` to `COMMIT`, so reading the highest ticket number
 //! and message id once and counting up from there is safe: nobody else can
 //! insert in between.
-//!
-//! The multi-statement calls are concatenations of the statement blocks below,
-//! each with plain `?` parameters; sqlx hands the arguments to the statements
-//! in order, so each block has one `bind_*` function that binds exactly its
-//! parameters, and a call binds its blocks in the order its SQL lists them.
-//! (Numbered `?NNN` parameters shared between statements do not work: sqlx
-//! binds the gaps positionally and stops at the first index past the end.)
-//!
-//! Statements are static strings, so sqlx keeps each prepared on its connection.
+
+use std::mem::take;
 
 use sqlx::sqlite::{Sqlite, SqliteArguments};
-use sqlx::{Row, SqliteConnection};
-use supportd_core::{Classification, Priority, QueueName, RouteDecision, TicketStatus};
+use sqlx::{AssertSqlSafe, Row, SqliteConnection};
+use supportd_core::TicketStatus;
 
-use crate::codec::{self, to_i64, to_json};
-use crate::model::{AuditKind, IngestContent, IngestItem, IngestOutcome};
-use crate::plan::{IdAllocator, Known, LookupKeys, Step};
-use crate::write::{
-    KnownRows, NewMessage, SYSTEM_ACTOR, created_detail, quarantined_detail, routed_detail,
-    status_change_detail, threaded_detail, ticket_ref,
-};
+use crate::batch::BatchRows;
+use crate::codec::to_json;
+use crate::model::AuditKind;
+use crate::plan::{IdAllocator, Known, LookupKeys};
+use crate::write::{KnownRows, status_change_detail};
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
 
@@ -119,62 +111,6 @@ pub(crate) async fn known(
     rows.into_known()
 }
 
-/// A new ticket with labels (15 parameters, [`bind_ticket`]).
-macro_rules! insert_ticket_sql {
-    () => {
-        "INSERT INTO tickets (number, queue, status, priority, subject, requester_email, \
-         requester_name, tier, category, in_scope, microsoft, confidence, created_at, \
-         updated_at, first_response_due) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?); "
-    };
-}
-
-/// A new ticket without labels (10 parameters, [`bind_quarantine_ticket`]).
-macro_rules! insert_quarantine_ticket_sql {
-    () => {
-        "INSERT INTO tickets (number, queue, status, priority, subject, requester_email, \
-         requester_name, created_at, updated_at, first_response_due) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?); "
-    };
-}
-
-/// The message row, its raw bytes and its attachments (27 + 2 + 2 parameters,
-/// [`bind_message`]). Its ticket must exist already.
-macro_rules! insert_message_sql {
-    () => {
-        "INSERT INTO messages (id, ticket_number, message_id, message_id_synthesized, \
-         content_hash, in_reply_to, message_references, from_email, from_name, reply_to, \
-         to_addresses, cc_addresses, subject, sent_at, received_at, body_text, body_html, \
-         new_text, forwarded_text, flags, warnings, size, quarantine_reason, source_kind, \
-         source_mailbox, source_uidvalidity, source_uid) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-         ?, ?); \
-         INSERT INTO raw_messages (message_id, raw) VALUES (?, ?); \
-         INSERT INTO attachments (message_id, position, filename, content_type, size, sha256) \
-         SELECT ?, key, json_extract(value, '$.filename'), \
-         json_extract(value, '$.content_type'), json_extract(value, '$.size'), \
-         json_extract(value, '$.sha256') FROM json_each(?); "
-    };
-}
-
-/// A message's classification (9 parameters, [`bind_classification`]).
-macro_rules! insert_classification_sql {
-    () => {
-        "INSERT INTO classifications (message_id, tier, category, in_scope, microsoft, \
-         confidence, reasons, entities, account) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?); "
-    };
-}
-
-/// A routing decision (9 parameters, [`bind_route`]).
-macro_rules! insert_route_sql {
-    () => {
-        "INSERT INTO route_decisions (ticket_number, message_id, decided_at, queue, priority, \
-         first_response_due, rule, reasons, actions) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?); "
-    };
-}
-
 /// An audit event (5 parameters, [`bind_audit`]).
 macro_rules! insert_audit_sql {
     () => {
@@ -183,245 +119,289 @@ macro_rules! insert_audit_sql {
     };
 }
 
-/// A new, routed ticket with its first message.
-const CREATE_TICKET: &str = concat!(
-    insert_ticket_sql!(),
-    insert_message_sql!(),
-    insert_classification_sql!(),
-    insert_route_sql!(),
-    insert_audit_sql!(),
-    insert_audit_sql!(),
-);
-
-/// A reply on an existing ticket that keeps its status.
-const THREAD_MESSAGE: &str = concat!(
-    insert_message_sql!(),
-    insert_classification_sql!(),
-    "UPDATE tickets SET updated_at = ? WHERE number = ?; ",
-    insert_audit_sql!(),
-);
-
-/// A reply that also opens its ticket again.
-const THREAD_MESSAGE_AND_REOPEN: &str = concat!(
-    insert_message_sql!(),
-    insert_classification_sql!(),
-    "UPDATE tickets SET status = ?, updated_at = ? WHERE number = ?; ",
-    insert_audit_sql!(),
-    insert_audit_sql!(),
-);
-
-/// A quarantine ticket with its unparsed message.
-const QUARANTINE: &str = concat!(
-    insert_quarantine_ticket_sql!(),
-    insert_message_sql!(),
-    insert_audit_sql!(),
-);
-
 /// A status change by hand.
 const CHANGE_STATUS: &str = concat!(
     "UPDATE tickets SET status = ?, updated_at = ? WHERE number = ?; ",
     insert_audit_sql!(),
 );
 
-/// Writes what `step` says for `item` on the open write transaction.
-pub(crate) async fn write_step(
+/// Rows per multi-row statement. Full chunks use one prepared statement per
+/// table and connection; the last, shorter chunk of a batch is prepared for
+/// the one use. 100 rows of the widest table (27 parameters) stay far below
+/// SQLite's 32,766 parameters per statement.
+const CHUNK_ROWS: usize = 100;
+
+/// `{insert} VALUES (?, …), …`: `rows` groups of `width` placeholders.
+fn values_sql(insert: &str, width: usize, rows: usize) -> String {
+    let group = format!("({})", vec!["?"; width].join(", "));
+    format!("{insert} VALUES {}", vec![group; rows].join(", "))
+}
+
+/// Writes `rows` rows with `{insert} VALUES …` statements of up to
+/// [`CHUNK_ROWS`] rows; `bind` binds row `index`'s `width` values in order.
+/// The SQL holds placeholders only: every value is bound.
+async fn insert_rows<'q>(
     connection: &mut SqliteConnection,
-    item: &IngestItem,
-    step: Step,
-) -> Result<IngestOutcome, sqlx::Error> {
-    match (&item.content, step) {
-        (_, Step::Duplicate { ticket }) => Ok(IngestOutcome::Duplicate(ticket_ref(ticket))),
-        (
-            IngestContent::Parsed {
-                message,
-                classification,
-                route,
-            },
-            Step::Create {
-                ticket,
-                message: message_row,
-            },
-        ) => {
-            let new_message = NewMessage::parsed(message);
-            create_ticket(
-                connection,
-                item,
-                &new_message,
-                classification,
-                route,
-                ticket,
-                message_row,
-            )
-            .await
+    insert: &str,
+    suffix: &str,
+    width: usize,
+    rows: usize,
+    mut bind: impl FnMut(SqliteQuery<'q>, usize) -> SqliteQuery<'q>,
+) -> Result<(), sqlx::Error> {
+    let mut start = 0;
+    while start < rows {
+        let end = (start + CHUNK_ROWS).min(rows);
+        let sql = format!("{}{suffix}", values_sql(insert, width, end - start));
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(end - start == CHUNK_ROWS);
+        for index in start..end {
+            query = bind(query, index);
         }
-        (
-            IngestContent::Parsed {
-                message,
-                classification,
-                ..
-            },
-            Step::Thread {
-                ticket,
-                message: message_row,
-                reopen_from,
-            },
-        ) => {
-            let new_message = NewMessage::parsed(message);
-            thread_message(
-                connection,
-                item,
-                &new_message,
-                classification,
-                ticket,
-                message_row,
-                reopen_from,
-            )
-            .await
-        }
-        (
-            IngestContent::Quarantined { due, .. },
-            Step::Quarantine {
-                ticket,
-                message: message_row,
-            },
-        ) => match NewMessage::quarantined(item) {
-            Some(new_message) => {
-                quarantine(connection, item, &new_message, *due, ticket, message_row).await
-            }
-            None => Err(plan_mismatch(step)),
-        },
-        (IngestContent::Parsed { .. }, Step::Quarantine { .. })
-        | (IngestContent::Quarantined { .. }, Step::Create { .. } | Step::Thread { .. }) => {
-            Err(plan_mismatch(step))
-        }
+        query.execute(&mut *connection).await?;
+        start = end;
     }
+    Ok(())
 }
 
-fn plan_mismatch(step: Step) -> sqlx::Error {
-    sqlx::Error::Protocol(format!(
-        "ingest plan mismatch: {step:?} for an item of the other kind"
-    ))
-}
-
-/// Creates and routes a ticket for a message that starts a conversation.
-async fn create_ticket(
+/// Writes every gathered row of a batch: parents before children, audit
+/// events last; a handful of statements per table instead of one per row
+/// (each statement is a round trip to sqlx's SQLite worker thread).
+pub(crate) async fn write_batch(
     connection: &mut SqliteConnection,
-    item: &IngestItem,
-    message: &NewMessage<'_>,
-    classification: &Classification,
-    route: &RouteDecision,
-    number: i64,
-    message_row: i64,
-) -> Result<IngestOutcome, sqlx::Error> {
-    let at = item.received_at;
-    let created = created_detail(item, message);
-    let routed = routed_detail(route);
-    let query = sqlx::query(CREATE_TICKET);
-    let query = bind_ticket(query, number, item, message, classification, route);
-    let query = bind_message(query, number, message_row, item, message)?;
-    let query = bind_classification(query, message_row, classification)?;
-    let query = bind_route(query, number, message_row, at, route)?;
-    let query = bind_audit(
-        query,
-        number,
-        at,
-        AuditKind::TicketCreated,
-        SYSTEM_ACTOR,
-        &created,
-    )?;
-    let query = bind_audit(query, number, at, AuditKind::Routed, SYSTEM_ACTOR, &routed)?;
-    query.execute(&mut *connection).await?;
-    Ok(IngestOutcome::Created(ticket_ref(number)))
-}
-
-/// Appends a reply to its ticket. The ticket keeps its queue and priority; a
-/// resolved ticket or one waiting for the customer opens again, a closed one
-/// stays closed.
-async fn thread_message(
-    connection: &mut SqliteConnection,
-    item: &IngestItem,
-    message: &NewMessage<'_>,
-    classification: &Classification,
-    number: i64,
-    message_row: i64,
-    reopen_from: Option<TicketStatus>,
-) -> Result<IngestOutcome, sqlx::Error> {
-    let at = item.received_at;
-    let threaded = threaded_detail(message);
-    let query = sqlx::query(if reopen_from.is_some() {
-        THREAD_MESSAGE_AND_REOPEN
-    } else {
-        THREAD_MESSAGE
-    });
-    let query = bind_message(query, number, message_row, item, message)?;
-    let query = bind_classification(query, message_row, classification)?;
-    let query = if let Some(status) = reopen_from {
-        let query = query.bind(TicketStatus::Open.slug()).bind(at).bind(number);
-        let query = bind_audit(
-            query,
-            number,
-            at,
-            AuditKind::MessageThreaded,
-            SYSTEM_ACTOR,
-            &threaded,
-        )?;
-        let reopened = status_change_detail(status, TicketStatus::Open, "customer_reply");
-        bind_audit(
-            query,
-            number,
-            at,
-            AuditKind::StatusChanged,
-            SYSTEM_ACTOR,
-            &reopened,
-        )?
-    } else {
-        let query = query.bind(at).bind(number);
-        bind_audit(
-            query,
-            number,
-            at,
-            AuditKind::MessageThreaded,
-            SYSTEM_ACTOR,
-            &threaded,
-        )?
-    };
-    query.execute(&mut *connection).await?;
-    Ok(IngestOutcome::Threaded(ticket_ref(number)))
-}
-
-/// Stores a message that could not be parsed on its own quarantine ticket.
-async fn quarantine(
-    connection: &mut SqliteConnection,
-    item: &IngestItem,
-    message: &NewMessage<'_>,
-    due: i64,
-    number: i64,
-    message_row: i64,
-) -> Result<IngestOutcome, sqlx::Error> {
-    let at = item.received_at;
-    let detail = quarantined_detail(item, message);
-    let query = sqlx::query(QUARANTINE)
-        .bind(number)
-        .bind(QueueName::QUARANTINE)
-        .bind(TicketStatus::Open.slug())
-        .bind(Priority::Normal.slug())
-        .bind(message.subject.to_owned())
-        .bind(message.from.map(|address| address.email.clone()))
-        .bind(message.from.and_then(|address| address.name.clone()))
-        .bind(at)
-        .bind(at)
-        .bind(due);
-    let query = bind_message(query, number, message_row, item, message)?;
-    let query = bind_audit(
-        query,
-        number,
-        at,
-        AuditKind::Quarantined,
-        SYSTEM_ACTOR,
-        &detail,
-    )?;
-    query.execute(&mut *connection).await?;
-    Ok(IngestOutcome::Quarantined(ticket_ref(number)))
+    batch: BatchRows,
+) -> Result<(), sqlx::Error> {
+    let BatchRows {
+        mut tickets,
+        mut messages,
+        mut attachments,
+        mut classifications,
+        mut routes,
+        touched,
+        mut outbox,
+        suppressions,
+        mut audit,
+    } = batch;
+    let open = TicketStatus::Open.slug();
+    insert_rows(
+        connection,
+        "INSERT INTO tickets (number, queue, status, priority, subject, requester_email, \
+         requester_name, tier, category, in_scope, microsoft, confidence, created_at, \
+         updated_at, first_response_due)",
+        "",
+        15,
+        tickets.number.len(),
+        |query, i| {
+            query
+                .bind(tickets.number[i])
+                .bind(take(&mut tickets.queue[i]))
+                .bind(open)
+                .bind(take(&mut tickets.priority[i]))
+                .bind(take(&mut tickets.subject[i]))
+                .bind(tickets.requester_email[i].take())
+                .bind(tickets.requester_name[i].take())
+                .bind(tickets.tier[i].take())
+                .bind(tickets.category[i].take())
+                .bind(tickets.in_scope[i])
+                .bind(tickets.microsoft[i])
+                .bind(tickets.confidence[i])
+                .bind(tickets.created_at[i])
+                .bind(tickets.created_at[i])
+                .bind(tickets.first_response_due[i])
+        },
+    )
+    .await?;
+    let m = &mut messages;
+    insert_rows(
+        connection,
+        "INSERT INTO messages (id, ticket_number, message_id, message_id_synthesized, \
+         content_hash, in_reply_to, message_references, from_email, from_name, reply_to, \
+         to_addresses, cc_addresses, subject, sent_at, received_at, body_text, body_html, \
+         new_text, forwarded_text, flags, warnings, size, quarantine_reason, source_kind, \
+         source_mailbox, source_uidvalidity, source_uid)",
+        "",
+        27,
+        m.id.len(),
+        |query, i| {
+            query
+                .bind(m.id[i])
+                .bind(m.ticket_number[i])
+                .bind(take(&mut m.message_id[i]))
+                .bind(m.message_id_synthesized[i])
+                .bind(take(&mut m.content_hash[i]))
+                .bind(take(&mut m.in_reply_to[i]))
+                .bind(take(&mut m.references[i]))
+                .bind(m.from_email[i].take())
+                .bind(m.from_name[i].take())
+                .bind(take(&mut m.reply_to[i]))
+                .bind(take(&mut m.to[i]))
+                .bind(take(&mut m.cc[i]))
+                .bind(take(&mut m.subject[i]))
+                .bind(m.sent_at[i])
+                .bind(m.received_at[i])
+                .bind(take(&mut m.body_text[i]))
+                .bind(m.body_html[i].take())
+                .bind(take(&mut m.new_text[i]))
+                .bind(take(&mut m.forwarded_text[i]))
+                .bind(take(&mut m.flags[i]))
+                .bind(take(&mut m.warnings[i]))
+                .bind(m.size[i])
+                .bind(m.quarantine_reason[i].take())
+                .bind(take(&mut m.source_kind[i]))
+                .bind(take(&mut m.source_mailbox[i]))
+                .bind(m.source_uidvalidity[i])
+                .bind(m.source_uid[i])
+        },
+    )
+    .await?;
+    insert_rows(
+        connection,
+        "INSERT INTO raw_messages (message_id, raw)",
+        "",
+        2,
+        m.id.len(),
+        |query, i| query.bind(m.id[i]).bind(take(&mut m.raw[i])),
+    )
+    .await?;
+    let a = &mut attachments;
+    insert_rows(
+        connection,
+        "INSERT INTO attachments (message_id, position, filename, content_type, size, sha256)",
+        "",
+        6,
+        a.message_id.len(),
+        |query, i| {
+            query
+                .bind(a.message_id[i])
+                .bind(a.position[i])
+                .bind(take(&mut a.filename[i]))
+                .bind(take(&mut a.content_type[i]))
+                .bind(a.size[i])
+                .bind(take(&mut a.sha256[i]))
+        },
+    )
+    .await?;
+    let c = &mut classifications;
+    insert_rows(
+        connection,
+        "INSERT INTO classifications (message_id, tier, category, in_scope, microsoft, \
+         confidence, reasons, entities, account)",
+        "",
+        9,
+        c.message_id.len(),
+        |query, i| {
+            query
+                .bind(c.message_id[i])
+                .bind(take(&mut c.tier[i]))
+                .bind(take(&mut c.category[i]))
+                .bind(c.in_scope[i])
+                .bind(c.microsoft[i])
+                .bind(c.confidence[i])
+                .bind(take(&mut c.reasons[i]))
+                .bind(take(&mut c.entities[i]))
+                .bind(c.account[i].take())
+        },
+    )
+    .await?;
+    let r = &mut routes;
+    insert_rows(
+        connection,
+        "INSERT INTO route_decisions (ticket_number, message_id, decided_at, queue, priority, \
+         first_response_due, rule, reasons, actions)",
+        "",
+        9,
+        r.ticket_number.len(),
+        |query, i| {
+            query
+                .bind(r.ticket_number[i])
+                .bind(r.message_id[i])
+                .bind(r.decided_at[i])
+                .bind(take(&mut r.queue[i]))
+                .bind(take(&mut r.priority[i]))
+                .bind(r.first_response_due[i])
+                .bind(take(&mut r.rule[i]))
+                .bind(take(&mut r.reasons[i]))
+                .bind(take(&mut r.actions[i]))
+        },
+    )
+    .await?;
+    // Threaded tickets: the latest update time, and open again when a reply
+    // reopens them. One statement each: replies are the smaller part of a batch.
+    for (number, (updated_at, reopen)) in touched {
+        let query = if reopen {
+            sqlx::query("UPDATE tickets SET status = ?, updated_at = ? WHERE number = ?").bind(open)
+        } else {
+            sqlx::query("UPDATE tickets SET updated_at = ? WHERE number = ?")
+        };
+        query
+            .bind(updated_at)
+            .bind(number)
+            .execute(&mut *connection)
+            .await?;
+    }
+    let o = &mut outbox;
+    insert_rows(
+        connection,
+        "INSERT INTO outbox (id, ticket_number, kind, status, recipient, recipient_key, \
+         message_id, source_message, in_reply_to, message_references, body, actor, reason, \
+         next_attempt_at, created_at, updated_at)",
+        "",
+        16,
+        o.id.len(),
+        |query, i| {
+            query
+                .bind(o.id[i])
+                .bind(o.ticket_number[i])
+                .bind(take(&mut o.kind[i]))
+                .bind(take(&mut o.status[i]))
+                .bind(take(&mut o.recipient[i]))
+                .bind(take(&mut o.recipient_key[i]))
+                .bind(take(&mut o.message_id[i]))
+                .bind(o.source_message[i])
+                .bind(o.in_reply_to[i].take())
+                .bind(take(&mut o.references[i]))
+                .bind(o.body[i].take())
+                .bind(take(&mut o.actor[i]))
+                .bind(o.reason[i].take())
+                .bind(o.now[i])
+                .bind(o.now[i])
+                .bind(o.now[i])
+        },
+    )
+    .await?;
+    let mut suppressions: Vec<(String, (i64, String, i64))> = suppressions.into_iter().collect();
+    insert_rows(
+        connection,
+        "INSERT INTO mail_suppressions (recipient_key, until, reason, created_at)",
+        " ON CONFLICT (recipient_key) DO UPDATE SET \
+         until = MAX(until, excluded.until), reason = excluded.reason",
+        4,
+        suppressions.len(),
+        |query, i| {
+            let (key, (until, reason, created_at)) = &mut suppressions[i];
+            query
+                .bind(take(key))
+                .bind(*until)
+                .bind(take(reason))
+                .bind(*created_at)
+        },
+    )
+    .await?;
+    let e = &mut audit;
+    insert_rows(
+        connection,
+        "INSERT INTO audit_events (ticket_number, at, kind, actor, detail)",
+        "",
+        5,
+        e.ticket_number.len(),
+        |query, i| {
+            query
+                .bind(e.ticket_number[i])
+                .bind(e.at[i])
+                .bind(take(&mut e.kind[i]))
+                .bind(take(&mut e.actor[i]))
+                .bind(take(&mut e.detail[i]))
+        },
+    )
+    .await
 }
 
 /// Sets a ticket's status and records the change, with its `cause`, in the
@@ -444,118 +424,6 @@ pub(crate) async fn change_status(
         .execute(&mut *connection)
         .await?;
     Ok(())
-}
-
-/// Binds `insert_ticket_sql!`: a new ticket from its first message, labelled
-/// by its classification and placed by its routing decision.
-fn bind_ticket<'q>(
-    query: SqliteQuery<'q>,
-    number: i64,
-    item: &IngestItem,
-    message: &NewMessage<'_>,
-    classification: &Classification,
-    route: &RouteDecision,
-) -> SqliteQuery<'q> {
-    query
-        .bind(number)
-        .bind(route.queue.as_str().to_owned())
-        .bind(TicketStatus::Open.slug())
-        .bind(route.priority.slug())
-        .bind(message.subject.to_owned())
-        .bind(message.from.map(|address| address.email.clone()))
-        .bind(message.from.and_then(|address| address.name.clone()))
-        .bind(classification.tier.slug())
-        .bind(classification.category.slug())
-        .bind(classification.in_scope)
-        .bind(classification.microsoft)
-        .bind(codec::confidence(classification.confidence))
-        .bind(item.received_at)
-        .bind(item.received_at)
-        .bind(route.first_response_due)
-}
-
-/// Binds `insert_message_sql!`: the message row, its raw bytes, its attachments.
-fn bind_message<'q>(
-    query: SqliteQuery<'q>,
-    number: i64,
-    message_row: i64,
-    item: &IngestItem,
-    message: &NewMessage<'_>,
-) -> Result<SqliteQuery<'q>, sqlx::Error> {
-    let uid = item.source.uid;
-    Ok(query
-        .bind(message_row)
-        .bind(number)
-        .bind(message.message_id.to_owned())
-        .bind(message.message_id_synthesized)
-        .bind(message.content_hash.to_owned())
-        .bind(to_json(message.in_reply_to)?)
-        .bind(to_json(message.references)?)
-        .bind(message.from.map(|address| address.email.clone()))
-        .bind(message.from.and_then(|address| address.name.clone()))
-        .bind(to_json(message.reply_to)?)
-        .bind(to_json(message.to)?)
-        .bind(to_json(message.cc)?)
-        .bind(message.subject.to_owned())
-        .bind(message.sent_at)
-        .bind(item.received_at)
-        .bind(message.body_text.to_owned())
-        .bind(message.body_html.map(str::to_owned))
-        .bind(message.new_text.to_owned())
-        .bind(message.forwarded_text.to_owned())
-        .bind(to_json(message.flags)?)
-        .bind(to_json(message.warnings)?)
-        .bind(to_i64(message.size))
-        .bind(message.quarantine_reason.map(str::to_owned))
-        .bind(item.source.kind.slug())
-        .bind(item.source.mailbox.clone())
-        .bind(uid.map(|uid| i64::from(uid.uidvalidity)))
-        .bind(uid.map(|uid| i64::from(uid.uid)))
-        // raw_messages
-        .bind(message_row)
-        .bind(item.raw.clone())
-        // attachments
-        .bind(message_row)
-        .bind(to_json(message.attachments)?))
-}
-
-/// Binds `insert_classification_sql!`.
-fn bind_classification<'q>(
-    query: SqliteQuery<'q>,
-    message_row: i64,
-    classification: &Classification,
-) -> Result<SqliteQuery<'q>, sqlx::Error> {
-    let account = classification.account.as_ref().map(to_json).transpose()?;
-    Ok(query
-        .bind(message_row)
-        .bind(classification.tier.slug())
-        .bind(classification.category.slug())
-        .bind(classification.in_scope)
-        .bind(classification.microsoft)
-        .bind(codec::confidence(classification.confidence))
-        .bind(to_json(&classification.reasons)?)
-        .bind(to_json(&classification.entities)?)
-        .bind(account))
-}
-
-/// Binds `insert_route_sql!`.
-fn bind_route<'q>(
-    query: SqliteQuery<'q>,
-    number: i64,
-    message_row: i64,
-    decided_at: i64,
-    route: &RouteDecision,
-) -> Result<SqliteQuery<'q>, sqlx::Error> {
-    Ok(query
-        .bind(number)
-        .bind(message_row)
-        .bind(decided_at)
-        .bind(route.queue.as_str().to_owned())
-        .bind(route.priority.slug())
-        .bind(route.first_response_due)
-        .bind(route.rule.clone())
-        .bind(to_json(&route.reasons)?)
-        .bind(to_json(&route.actions)?))
 }
 
 /// Binds `insert_audit_sql!`.

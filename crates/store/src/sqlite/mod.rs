@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 use supportd_core::{AccountRecord, TicketRef, TicketStatus};
 
+use crate::batch::BatchRows;
 use crate::codec::{self, to_i64};
 use crate::error::StoreError;
 use crate::lease::Fence;
@@ -218,12 +219,10 @@ impl SqliteStore {
         let mut last_outbox = outbox::last_outbox_id(&mut transaction)
             .await
             .map_err(self.error(doing))?;
+        let mut batch = BatchRows::default();
         let mut outcomes = Vec::with_capacity(items.len());
         for (item, step) in items.iter().zip(steps) {
-            let outcome = ingest::write_step(&mut transaction, item, step)
-                .await
-                .map_err(self.error(doing))?;
-            outcomes.push(outcome);
+            outcomes.push(batch.add_step(item, step).map_err(self.error(doing))?);
             match (&item.content, step) {
                 (
                     IngestContent::Parsed { message, route, .. },
@@ -235,43 +234,40 @@ impl SqliteStore {
                     let planned = plan_mails(message, route, &policy, item.received_at, &mut facts);
                     for planned in &planned {
                         last_outbox += 1;
-                        let row = NewOutboxRow {
-                            ticket,
-                            planned,
-                            source_message: Some(message_row),
-                            body: None,
-                            actor: SYSTEM_ACTOR,
-                        };
-                        outbox::insert_mail(
-                            &mut transaction,
-                            last_outbox,
-                            &row,
-                            &policy,
-                            item.received_at,
-                        )
-                        .await
-                        .map_err(self.error(doing))?;
+                        batch
+                            .add_mail(
+                                last_outbox,
+                                ticket,
+                                planned,
+                                Some(message_row),
+                                None,
+                                SYSTEM_ACTOR,
+                                &policy,
+                                item.received_at,
+                            )
+                            .map_err(self.error(doing))?;
                     }
                 }
                 (IngestContent::Parsed { message, .. }, Step::Thread { ticket, .. })
                     if plan::is_automatic(message) =>
                 {
-                    outbox::attach_automatic_reply(
-                        &mut transaction,
-                        ticket,
-                        &message.message_id,
-                        message.flags.bounce,
-                        &plan::item_loop_references(item),
-                        &known.outbox_messages,
-                        &policy,
-                        item.received_at,
-                    )
-                    .await
-                    .map_err(self.error(doing))?;
+                    batch
+                        .add_automatic_reply(
+                            ticket,
+                            &message.message_id,
+                            message.flags.bounce,
+                            item,
+                            &known,
+                            &policy,
+                        )
+                        .map_err(self.error(doing))?;
                 }
                 _ => {}
             }
         }
+        ingest::write_batch(&mut transaction, batch)
+            .await
+            .map_err(self.error(doing))?;
         if let Some(checkpoint) = checkpoint {
             write_checkpoint(
                 &mut transaction,

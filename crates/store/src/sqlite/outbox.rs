@@ -6,19 +6,15 @@
 //! PostgreSQL the same shape is `UPDATE outbox SET … WHERE id IN (SELECT id …
 //! FOR UPDATE SKIP LOCKED) RETURNING …`.
 
-use std::collections::HashMap;
-
 use sqlx::SqliteConnection;
 
 use crate::codec::to_json;
 use crate::model::AuditKind;
-use crate::outbox::{
-    LoopReferences, OutboxKind, OutboxPolicy, OutboxStatus, RecipientFacts, outbox_message_id,
-};
+use crate::outbox::{OutboxKind, OutboxPolicy, OutboxStatus, RecipientFacts, outbox_message_id};
 use crate::rows::{OutboxRow, outbox_columns};
 use crate::write::{
-    LastMessageRow, NewOutboxRow, SYSTEM_ACTOR, automatic_reply_detail, mail_dead_detail,
-    mail_retry_detail, mail_sent_detail, named_outbox_rows, outbox_written_event,
+    LastMessageRow, NewOutboxRow, SYSTEM_ACTOR, mail_dead_detail, mail_retry_detail,
+    mail_sent_detail, outbox_written_event,
 };
 
 /// The highest outbox id in use. Valid while the write lock is held.
@@ -152,58 +148,6 @@ pub(crate) async fn insert_mail(
     let (kind, detail) = outbox_written_event(id, planned, &message_id);
     audit(connection, row.ticket, now, kind, row.actor, detail).await?;
     Ok(message_id)
-}
-
-/// Records a bounce or auto-reply to supportd's own mail on its ticket, and
-/// after a permanent bounce suppresses automatic mail to the addresses it names.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn attach_automatic_reply(
-    connection: &mut SqliteConnection,
-    ticket: i64,
-    message_id: &str,
-    bounce: bool,
-    references: &LoopReferences,
-    outbox_messages: &HashMap<String, (i64, String)>,
-    policy: &OutboxPolicy,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    let named = named_outbox_rows(&references.outbox_message_ids, outbox_messages);
-    let permanent = bounce && references.permanent_failure;
-    let until = now.saturating_add(policy.bounce_suppression_s);
-    let mut suppressed = Vec::new();
-    if permanent {
-        for (outbox_id, recipient_key) in &named {
-            sqlx::query(
-                "INSERT INTO mail_suppressions (recipient_key, until, reason, created_at) \
-                 VALUES (?, ?, ?, ?) ON CONFLICT (recipient_key) DO UPDATE SET \
-                 until = MAX(until, excluded.until), reason = excluded.reason",
-            )
-            .bind(recipient_key)
-            .bind(until)
-            .bind(format!("permanent bounce of outbox row {outbox_id}"))
-            .bind(now)
-            .execute(&mut *connection)
-            .await?;
-            suppressed.push(recipient_key.clone());
-        }
-    }
-    let outbox_ids: Vec<i64> = named.iter().map(|(id, _)| *id).collect();
-    audit(
-        connection,
-        ticket,
-        now,
-        AuditKind::AutomaticReplyAttached,
-        SYSTEM_ACTOR,
-        automatic_reply_detail(
-            message_id,
-            bounce,
-            permanent,
-            &outbox_ids,
-            &suppressed,
-            until,
-        ),
-    )
-    .await
 }
 
 /// Claims up to `limit` due rows for `lease_s` seconds.
