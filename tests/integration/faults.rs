@@ -1,16 +1,20 @@
 //! Faults injected under a running `supportd serve`, each counting mail in
-//! and tickets out: crashes, a locked database, a full disk, a broken IMAP
-//! server and a stalling SMTP server. Nothing may be lost, doubled or
+//! and tickets out: crashes, a locked database, a full disk, PostgreSQL
+//! stopped and restarted, a broken IMAP server and a stalling SMTP server. Nothing may be lost, doubled or
 //! acknowledged before it is stored.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use supportd_tests::servers::dovecot::{Dovecot, SUPPORT_USER};
+use supportd_tests::servers::PostgresCluster;
+use supportd_tests::servers::dovecot::{Dovecot, SUPPORT_PASSWORD, SUPPORT_USER};
 use supportd_tests::servers::fault_proxy::{Fault, FaultProxy};
 use supportd_tests::servers::stalling_smtp::{Stall, StallingSmtp};
-use supportd_tests::{ServeProcess, TestEnv, customer_mail, fixtures, imap_env, wait_until};
+use supportd_tests::{
+    ServeProcess, TestEnv, customer_mail, fixtures, http_get, imap_env, mailbox_config, wait_until,
+};
 
 fn inbox(dovecot: &Dovecot) -> u64 {
     dovecot.mailbox_status(SUPPORT_USER, "INBOX", "messages")
@@ -402,4 +406,141 @@ fn an_smtp_server_stalling_mid_data_gets_the_mail_once_after_a_retry() {
     outbox(&["outbox", "send"]);
     assert_eq!(smtp.received().len(), 1, "never sent again");
     assert_eq!(smtp.data_commands(), 2, "one stalled attempt, one good one");
+}
+
+/// The `index` of every `customer_mail` in `user`'s `folder`, read from the
+/// Maildir files (their Message-ID `<question-INDEX@…>`).
+fn mail_indexes_in(dovecot: &Dovecot, folder: &str) -> BTreeSet<u64> {
+    let maildir = dovecot.maildir(SUPPORT_USER, folder);
+    ["cur", "new"]
+        .iter()
+        .filter_map(|sub| std::fs::read_dir(maildir.join(sub)).ok())
+        .flat_map(|entries| entries.filter_map(|entry| entry.ok().map(|entry| entry.path())))
+        .filter_map(|path| std::fs::read(path).ok())
+        .filter_map(|bytes| question_index(&String::from_utf8_lossy(&bytes)))
+        .collect()
+}
+
+/// `5` of a text holding `question-5@`.
+fn question_index(text: &str) -> Option<u64> {
+    let start = text.find("question-")? + "question-".len();
+    let digits: String = text[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+#[test]
+fn postgres_stopped_mid_ingest_acknowledges_nothing_unstored_and_every_mail_lands_once() {
+    const FIRST_WAVE: u64 = 2_000;
+    const WHILE_DOWN: u64 = 200;
+    const MAILS: u64 = FIRST_WAVE + WHILE_DOWN;
+    let mut cluster = PostgresCluster::start();
+    let dovecot = Dovecot::start();
+    for index in 0..FIRST_WAVE as usize {
+        dovecot.deliver(SUPPORT_USER, &customer_mail(index));
+    }
+    let env = TestEnv::with_config(&mailbox_config(
+        &dovecot,
+        dovecot.plain_port(),
+        "support",
+        SUPPORT_PASSWORD,
+        "batch_size = 25",
+    ))
+    .on_database(&cluster.url());
+    env.ok(&["migrate"]);
+    env.ok(&[
+        "accounts",
+        "import",
+        fixtures().join("accounts.csv").to_str().unwrap(),
+    ]);
+    let mut serve = ServeProcess::start(&env);
+    let address = serve.web_address();
+    wait_until("ingest under way", Duration::from_secs(120), || {
+        cluster.count("SELECT count(*) FROM tickets") >= 50
+    });
+    assert_eq!(
+        http_get(&address, "/readyz").0,
+        200,
+        "ready before the stop"
+    );
+
+    cluster.stop_immediately();
+    let stopped = Instant::now();
+    let waiting_at_stop = inbox(&dovecot);
+    assert!(
+        waiting_at_stop > 0,
+        "the stop landed before the ingest was done"
+    );
+    wait_until("/readyz 503", Duration::from_secs(30), || {
+        http_get(&address, "/readyz").0 == 503
+    });
+    let not_ready_after = stopped.elapsed();
+    for index in FIRST_WAVE..MAILS {
+        dovecot.deliver(SUPPORT_USER, &customer_mail(index as usize));
+    }
+    // A batch committed just before the stop may still be moved; after that,
+    // nothing is acknowledged while the database is down.
+    std::thread::sleep(Duration::from_secs(2));
+    let acknowledged_while_down = mail_indexes_in(&dovecot, "Processed");
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        mail_indexes_in(&dovecot, "Processed"),
+        acknowledged_while_down,
+        "nothing acknowledged while PostgreSQL is down"
+    );
+    assert_eq!(
+        inbox(&dovecot) + acknowledged_while_down.len() as u64,
+        MAILS,
+        "every mail is in INBOX or Processed"
+    );
+    let (status, body) = http_get(&address, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"database\":\"unreachable\""), "{body}");
+    serve.assert_running();
+
+    cluster.start_again();
+    let down_for = stopped.elapsed();
+    let restarted = Instant::now();
+    // Mail moved to Processed is never fetched again: had any been moved
+    // before it was stored, it would be missing now, and for good.
+    let stored: BTreeSet<u64> = cluster
+        .query("SELECT message_id FROM messages")
+        .lines()
+        .filter_map(question_index)
+        .collect();
+    let unstored: Vec<&u64> = acknowledged_while_down.difference(&stored).collect();
+    assert!(
+        unstored.is_empty(),
+        "acknowledged but not stored: {unstored:?}"
+    );
+    wait_until("/readyz 200 again", Duration::from_secs(60), || {
+        http_get(&address, "/readyz").0 == 200
+    });
+    let ready_after = restarted.elapsed();
+    wait_until("every ticket", Duration::from_secs(180), || {
+        cluster.count("SELECT count(*) FROM tickets") >= MAILS
+    });
+    let caught_up_after = restarted.elapsed();
+    assert_each_mail_once(&env, &dovecot, MAILS);
+    assert_eq!(cluster.count("SELECT count(*) FROM messages"), MAILS);
+    assert_eq!(
+        mail_indexes_in(&dovecot, "Processed"),
+        (0..MAILS).collect::<BTreeSet<u64>>(),
+        "every mail moved, once"
+    );
+    eprintln!(
+        "PostgreSQL stopped with {waiting_at_stop} mails waiting and {} acknowledged; \
+         /readyz 503 after {not_ready_after:?}; down for {down_for:?}; \
+         /readyz 200 {ready_after:?} and all {MAILS} tickets {caught_up_after:?} after the restart",
+        acknowledged_while_down.len()
+    );
+    let log = serve.stop();
+    assert!(!log.contains("panicked"), "{log}");
+    assert_eq!(
+        cluster.count("SELECT count(*) FROM tickets"),
+        MAILS,
+        "no ticket doubled after the stop"
+    );
 }

@@ -7,6 +7,7 @@ mod classify;
 mod copy;
 mod corpus;
 mod faults;
+mod hostile;
 mod imap;
 mod ingest;
 mod instances;

@@ -5,8 +5,10 @@ pub mod dovecot;
 pub mod fault_proxy;
 pub mod postfix;
 pub mod postgres;
+pub mod postgres_cluster;
 pub mod stalling_smtp;
 
 pub use dovecot::Dovecot;
 pub use postfix::Postfix;
 pub use postgres::PostgresDatabase;
+pub use postgres_cluster::PostgresCluster;

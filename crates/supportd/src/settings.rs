@@ -79,6 +79,23 @@ pub struct RawWeb {
     pub secure_cookies: bool,
     pub session_hours: u64,
     pub sla_sweep_seconds: u64,
+    /// Optional so configuration files written before it still load.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Optional so configuration files written before it still load.
+    #[serde(default = "default_read_timeout_seconds")]
+    pub read_timeout_seconds: u64,
+}
+
+/// `web.max_body_bytes` when the file does not set it: 1 MiB (a reply of
+/// 100,000 characters fits, form-encoded).
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+
+/// `web.read_timeout_seconds` when the file does not set it.
+fn default_read_timeout_seconds() -> u64 {
+    10
 }
 
 #[derive(Debug, Deserialize)]
@@ -338,11 +355,27 @@ fn validate_web(
             web.sla_sweep_seconds
         );
     }
+    if !(4096..=64 * 1024 * 1024).contains(&web.max_body_bytes) {
+        bail!(
+            "{}: web.max_body_bytes must be between 4096 and 67108864, not {}",
+            config_path.display(),
+            web.max_body_bytes
+        );
+    }
+    if web.read_timeout_seconds == 0 || web.read_timeout_seconds > 300 {
+        bail!(
+            "{}: web.read_timeout_seconds must be between 1 and 300, not {}",
+            config_path.display(),
+            web.read_timeout_seconds
+        );
+    }
     Ok(Some(supportd_web::WebSettings {
         address,
         secure_cookies: web.secure_cookies,
         session_ttl: Duration::from_secs(web.session_hours * 3600),
         sla_sweep_interval: Duration::from_secs(web.sla_sweep_seconds),
+        max_body_bytes: web.max_body_bytes,
+        read_timeout: Duration::from_secs(web.read_timeout_seconds),
     }))
 }
 
@@ -442,5 +475,45 @@ mod secret_file_tests {
         assert!(!url_has_password("postgres://supportd@db.example/supportd"));
         assert!(!url_has_password("sqlite://data/supportd.db"));
         assert!(!url_has_password("sqlite:///var/lib/a:b@c/supportd.db"));
+    }
+}
+
+#[cfg(test)]
+mod web_tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::Settings;
+
+    const DEFAULT: &str = include_str!("../../../config/default.toml");
+
+    fn web_error(config: &str) -> String {
+        match Settings::parse(config, Path::new("supportd.toml")) {
+            Ok(_) => panic!("accepted:\n{config}"),
+            Err(error) => format!("{error:#}"),
+        }
+    }
+
+    #[test]
+    fn body_limit_and_read_timeout_are_checked_and_may_be_left_out() {
+        let path = Path::new("supportd.toml");
+        let web = Settings::parse(DEFAULT, path).unwrap().web.unwrap();
+        assert_eq!(web.max_body_bytes, 1_048_576);
+        assert_eq!(web.read_timeout, Duration::from_secs(10));
+        // A file written before these keys existed still loads, with the defaults.
+        let older = DEFAULT
+            .replace("max_body_bytes = 1048576\n", "")
+            .replace("read_timeout_seconds = 10\n", "");
+        assert_ne!(older, DEFAULT);
+        let web = Settings::parse(&older, path).unwrap().web.unwrap();
+        assert_eq!(web.max_body_bytes, 1_048_576);
+        assert_eq!(web.read_timeout, Duration::from_secs(10));
+
+        let error = web_error(&DEFAULT.replace("max_body_bytes = 1048576", "max_body_bytes = 10"));
+        assert!(error.contains("web.max_body_bytes"), "{error}");
+        let error =
+            web_error(&DEFAULT.replace("read_timeout_seconds = 10", "read_timeout_seconds = 0"));
+        assert!(error.contains("web.read_timeout_seconds"), "{error}");
+        assert!(error.contains("supportd.toml"), "{error}");
     }
 }

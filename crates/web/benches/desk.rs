@@ -277,6 +277,8 @@ fn main() {
             secure_cookies: false,
             session_ttl: Duration::from_secs(3600),
             sla_sweep_interval: Duration::from_secs(60),
+            max_body_bytes: 1024 * 1024,
+            read_timeout: Duration::from_secs(10),
         };
         let metrics = supportd_web::install_metrics().expect("metrics");
         let listener = supportd_web::bind(&settings).await.expect("bind");

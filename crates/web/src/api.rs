@@ -71,8 +71,17 @@ pub(crate) async fn search(
     State(state): State<AppState>,
     Query(params): Query<SearchParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let query = SearchQuery::parse(&params.q)
-        .ok_or_else(|| ApiError::BadRequest("`q` must not be empty".to_owned()))?;
+    let query = SearchQuery::parse(&params.q).ok_or_else(|| {
+        ApiError::BadRequest(if params.q.trim().is_empty() {
+            "`q` must not be empty".to_owned()
+        } else {
+            // Only punctuation or operators (`*`, `-`, `"`, `NEAR(` is a word):
+            // nothing to look for, and nothing is passed on as syntax.
+            "`q` has nothing to search for: give a reference, a sender address, \
+             a subscription or tenant ID, or words"
+                .to_owned()
+        })
+    })?;
     let tickets = state
         .store
         .search(&query, params.limit.unwrap_or(QueueQuery::DEFAULT_LIMIT))

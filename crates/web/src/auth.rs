@@ -29,8 +29,6 @@ use crate::error::{ApiError, PageError};
 
 pub(crate) const SESSION_COOKIE: &str = "supportd_session";
 pub(crate) const LOGIN_CSRF_COOKIE: &str = "supportd_login";
-/// Largest form a page may POST (status changes, later replies).
-const MAX_FORM_BYTES: usize = 256 * 1024;
 
 /// `bytes` random bytes from the operating system, as lower-case hex.
 pub(crate) fn random_hex(bytes: usize) -> anyhow::Result<String> {
@@ -155,19 +153,24 @@ pub(crate) async fn require_session(
     let mut request = if matches!(*request.method(), Method::GET | Method::HEAD) {
         request
     } else {
-        check_form_csrf(request, &current.csrf_token).await?
+        check_form_csrf(request, &current.csrf_token, state.settings.max_body_bytes).await?
     };
     request.extensions_mut().insert(current);
     Ok(next.run(request).await)
 }
 
-/// Reads the form body, refuses it without the right `csrf_token`, and hands
+/// Reads the form body (already buffered within `max_bytes` by
+/// `body::read_body`), refuses it without the right `csrf_token`, and hands
 /// the request on with its body intact.
-pub(crate) async fn check_form_csrf(request: Request, expected: &str) -> Result<Request, ApiError> {
+pub(crate) async fn check_form_csrf(
+    request: Request,
+    expected: &str,
+    max_bytes: usize,
+) -> Result<Request, ApiError> {
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+    let bytes = axum::body::to_bytes(body, max_bytes)
         .await
-        .map_err(|_| ApiError::BadRequest("the form is too large or unreadable".to_owned()))?;
+        .map_err(|_| ApiError::PayloadTooLarge(max_bytes))?;
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
     let sent = fields
         .iter()

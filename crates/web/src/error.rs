@@ -35,6 +35,12 @@ pub enum ApiError {
     /// This server was started without what the route needs.
     #[error("{0}")]
     NotAvailable(&'static str),
+    /// The request body is larger than `web.max_body_bytes` (the limit).
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The request body did not arrive within `web.read_timeout_seconds`.
+    #[error("the request body did not arrive within {0} s")]
+    RequestTimeout(u64),
     /// Too many failed logins from this address or for this user.
     #[error("too many failed logins; try again later")]
     TooManyAttempts,
@@ -70,6 +76,8 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotAvailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -12,7 +12,11 @@
 //!   the API and metrics), so a new route cannot forget its authentication. A
 //!   test walks the table and checks every protected route refuses a stranger.
 //! - [`run`] serves a bound listener until its shutdown future resolves
-//!   (graceful: requests in flight finish).
+//!   (graceful: requests in flight finish). A client gets
+//!   [`WebSettings::read_timeout`] for a request's headers (hyper closes the
+//!   connection after that) and again for its body (`body`: 408), and at most
+//!   [`WebSettings::max_body_bytes`] of body (413), so slow or oversized
+//!   requests cannot hold connections or memory.
 //! - `auth`: argon2 password hashes, random session ids and API tokens stored
 //!   as SHA-256 hashes, the CSRF token of a session, the failed-login limiter.
 //! - `pages` renders the embedded minijinja templates (`templates/`); `api`
@@ -28,9 +32,14 @@
 //!   is always escaped (templates auto-escape).
 //! - No secret is stored: the database holds hashes of passwords, session ids
 //!   and tokens only.
+//! - No login keeps a session id it did not issue: each login makes a new one
+//!   and ends the one the browser carried; the redirect after it is always `/`.
+//! - No body past [`WebSettings::max_body_bytes`] is read, and no client gets
+//!   more than [`WebSettings::read_timeout`] for headers or for a body.
 
 mod api;
 mod auth;
+mod body;
 mod desk;
 mod error;
 mod intake;
@@ -65,6 +74,13 @@ pub struct WebSettings {
     pub session_ttl: Duration,
     /// How often `serve` runs the SLA sweep.
     pub sla_sweep_interval: Duration,
+    /// Largest request body accepted (`web.max_body_bytes`); larger ones get
+    /// 413 before any handler runs.
+    pub max_body_bytes: usize,
+    /// How long a client may take to send a request's headers, and then again
+    /// its body (`web.read_timeout_seconds`): past it the connection is closed
+    /// (a body gets 408 first), so slow clients cannot pile up connections.
+    pub read_timeout: Duration,
 }
 
 /// Who may call a route.
@@ -295,6 +311,10 @@ pub fn router(state: AppState) -> Router {
         .merge(token)
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            body::read_body,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             metrics::track_requests,
         ))
         .with_state(state)
@@ -310,15 +330,71 @@ pub async fn bind(settings: &WebSettings) -> anyhow::Result<tokio::net::TcpListe
 }
 
 /// Serves `listener` until `shutdown` resolves; requests in flight finish.
+///
+/// One hyper HTTP/1 connection per client, with a timer so that
+/// `header_read_timeout` applies: a client that has not sent a request's
+/// headers within [`WebSettings::read_timeout`] (one byte a second, or
+/// nothing at all on an idle keep-alive connection) is disconnected.
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let read_timeout = state.settings.read_timeout;
+    let app = TowerToHyperService::new(router(state));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    if !is_connection_error(&error) {
+                        // Out of file descriptors, most likely: let some close.
+                        tracing::warn!(error = %error, "Cannot accept a connection.");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        // What `ConnectInfo<SocketAddr>` reads (the login limiter keys on it).
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(client));
+                hyper::service::Service::call(&app, request)
+            },
+        );
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(read_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(client = %client, error = %error, "Connection ended with an error.");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Errors of one connection that `accept` reports; the listener is fine.
+fn is_connection_error(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 #[cfg(test)]

@@ -151,12 +151,24 @@ pub(crate) async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready when the database answers a query and every mailbox is healthy: its
+/// How long `/readyz` waits for the database to answer.
+const READY_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ready when the database answers a query (within [`READY_PING_TIMEOUT`]) and every mailbox is healthy: its
 /// credentials not refused, and its last completed sync within its
 /// `stale_after` (connected, or backing off but not for too long). 503 with
 /// what is wrong otherwise, per check.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    let database = state.store.ping().await;
+    // The pool keeps retrying a refused connect for its whole acquire timeout
+    // (10 s on PostgreSQL); a probe wants its answer sooner.
+    let database = match tokio::time::timeout(READY_PING_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(format!("{:#}", anyhow::Error::new(error))),
+        Err(_elapsed) => Err(format!(
+            "the database did not answer within {} s",
+            READY_PING_TIMEOUT.as_secs()
+        )),
+    };
     let now = unix_now();
     let mut ready = database.is_ok();
     let mut mailboxes = serde_json::Map::new();
@@ -192,8 +204,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         return Json(body).into_response();
     }
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-    if let Err(error) = database {
-        let cause = format!("{:#}", anyhow::Error::new(error));
+    if let Err(cause) = database {
         response
             .extensions_mut()
             .insert(LoggedCause(std::sync::Arc::new(cause)));
@@ -258,6 +269,8 @@ mod tests {
             secure_cookies: false,
             session_ttl: Duration::from_secs(60),
             sla_sweep_interval: Duration::from_secs(60),
+            max_body_bytes: 1024 * 1024,
+            read_timeout: Duration::from_secs(10),
         };
         AppState::new(store, settings, Metrics::detached()).unwrap()
     }

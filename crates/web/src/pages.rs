@@ -128,7 +128,9 @@ pub(crate) struct LoginForm {
     csrf_token: String,
 }
 
-/// Checks the password; on success a new session and its cookie, then the queues.
+/// Checks the password; on success a new session and its cookie, then the
+/// queues. The redirect is always `/`: no `next` parameter is read, so a
+/// login link cannot send anyone off-site.
 pub(crate) async fn login(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -169,6 +171,14 @@ pub(crate) async fn login(
         );
     };
     state.limiter.record_success(name);
+    // Whatever session id the browser carried (its own earlier login, or one
+    // planted by someone else) ends here: a login always gets a fresh id.
+    if let Some(previous) = auth::cookie(&headers, auth::SESSION_COOKIE) {
+        state
+            .store
+            .delete_session(&auth::sha256_hex(previous))
+            .await?;
+    }
     let session_id = auth::random_hex(32).map_err(ApiError::Internal)?;
     let created_at = now();
     let ttl = state.settings.session_ttl;
