@@ -10,6 +10,7 @@ use supportd_mail::{Limits, Normalised, normalise};
 use supportd_router::Router;
 
 static PIPELINE: LazyLock<(Classifier, Router)> = LazyLock::new(|| {
+    let_mail_parser_panics_unwind();
     let rules = Rules::from_toml(
         include_str!("../../config/classifier.toml"),
         "classifier.toml",
@@ -20,6 +21,25 @@ static PIPELINE: LazyLock<(Classifier, Router)> = LazyLock::new(|| {
     let directory = Directory::from_records(Vec::new());
     (Classifier::new(directory, rules).without_model(), router)
 });
+
+/// `normalise` runs mail-parser under `catch_unwind` and quarantines the mail
+/// when it panics (mail-parser 0.11 has `debug_assert!`s that fuzzed mail
+/// trips, crates/mail `enclosed_message_of_only_a_header…`). libfuzzer-sys's
+/// panic hook aborts on every panic, caught or not; so panics raised inside
+/// mail-parser are let unwind to that `catch_unwind`, and every other panic
+/// still goes to libfuzzer-sys's hook (abort: a crash). A mail-parser panic
+/// that nothing catches still aborts, in libfuzzer-sys's own `catch_unwind`.
+fn let_mail_parser_panics_unwind() {
+    let libfuzzer_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |panic_info| {
+        let in_mail_parser = panic_info
+            .location()
+            .is_some_and(|location| location.file().contains("/mail-parser-"));
+        if !in_mail_parser {
+            libfuzzer_hook(panic_info);
+        }
+    }));
+}
 
 fuzz_target!(|raw: &[u8]| {
     let (classifier, router) = &*PIPELINE;

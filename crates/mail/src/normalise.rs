@@ -1049,4 +1049,41 @@ mod tests {
         assert!(!is_forward_subject("Firewall: port 443"));
         assert!(!is_forward_subject("no colon"));
     }
+
+    /// Found by the `pipeline` fuzz target: a multipart whose part is a
+    /// message/rfc822 holding only a header block makes mail-parser 0.11 hit
+    /// its own `debug_assert!` ("Invalid part ID, could not find multipart.").
+    /// With debug assertions (tests, the fuzz build) that panic is caught and
+    /// the mail quarantined; without (release) mail-parser recovers and the
+    /// mail is parsed. Either way `normalise` returns, keeping subject and size.
+    #[test]
+    fn enclosed_message_of_only_a_header_is_parsed_or_quarantined() {
+        let raw = b"Subject: Delivery report\r\n\
+            Content-Type: multipart/mixed; boundary=\"b0\"\r\n\
+            \r\n\
+            --b0\r\n\
+            Content-Type: message/rfc822\r\n\
+            \r\n\
+            Content-Type: message/rfc822\r\n\
+            \r\n\
+            \r\n\
+            --b0--\r\n";
+        match (normalise(raw, &Limits::DEFAULT), cfg!(debug_assertions)) {
+            (Normalised::Quarantine(quarantine), true) => {
+                assert_eq!(
+                    quarantine.reason,
+                    "the MIME parser failed on this message (internal panic caught)"
+                );
+                assert_eq!(quarantine.subject, "Delivery report");
+                assert_eq!(quarantine.size, raw.len() as u64);
+            }
+            (Normalised::Message(inbound_message), false) => {
+                assert_eq!(inbound_message.subject, "Delivery report");
+                assert_eq!(inbound_message.size, raw.len() as u64);
+            }
+            (normalised, debug_assertions) => {
+                panic!("debug assertions {debug_assertions}, normalised to {normalised:?}")
+            }
+        }
+    }
 }
