@@ -60,6 +60,11 @@ fn the_shipped_configuration_checks() {
     let env = TestEnv::new();
     let stdout = env.ok(&["config", "check"]);
     assert!(stdout.contains("is valid"), "{stdout}");
+    // The docker-compose deployment's file too (it sets fewer keys).
+    let compose = supportd_tests::workspace_root().join("deploy/compose/supportd.toml");
+    let compose = compose.to_str().expect("a UTF-8 path");
+    let stdout = env.ok(&["--config", compose, "config", "check"]);
+    assert!(stdout.contains("is valid"), "{stdout}");
 }
 
 #[test]

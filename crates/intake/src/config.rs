@@ -21,6 +21,10 @@ use crate::oauth2::{OAuth2Settings, TokenRefresher};
 /// re-issue IDLE at least every 29 minutes); `idle_timeout` must stay below.
 pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(29 * 60);
 
+/// The longest interval or timeout a mailbox may set: longer ones are
+/// mistakes, and durations near the type's limit overflow when added to.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// One mailbox to watch, validated.
 ///
 /// ```toml
@@ -438,6 +442,9 @@ impl TryFrom<RawImapAccount> for ImapAccount {
             None => Ok(default),
             Some(text) => match parse_duration(&text) {
                 Ok(duration) if duration.is_zero() => Err(invalid(format!("{key} must not be 0"))),
+                Ok(duration) if duration > MAX_DURATION => Err(invalid(format!(
+                    "{key} must be at most 720h (30 days), not {text}"
+                ))),
                 Ok(duration) => Ok(duration),
                 Err(reason) => Err(invalid(format!("{key}: {reason}"))),
             },
@@ -467,7 +474,9 @@ impl TryFrom<RawImapAccount> for ImapAccount {
         let stale_after = duration(
             "stale_after",
             raw.stale_after,
-            idle_timeout.max(poll_interval) + Duration::from_secs(5 * 60),
+            idle_timeout
+                .max(poll_interval)
+                .saturating_add(Duration::from_secs(5 * 60)),
         )?;
         if stale_after <= idle_timeout.max(poll_interval) {
             return Err(invalid(
@@ -598,6 +607,18 @@ mod tests {
         ))
         .unwrap_err();
         assert!(no_client.contains("client_id"), "{no_client}");
+    }
+
+    #[test]
+    fn durations_past_thirty_days_are_refused_not_overflowed() {
+        // Found by reading the fuzz target's code: the stale_after default
+        // added five minutes to this and overflowed.
+        let error = parse(&with("poll_interval = \"9999999999999999h\"")).unwrap_err();
+        assert!(
+            error.contains("poll_interval must be at most 720h"),
+            "{error}"
+        );
+        assert!(parse(&with("poll_interval = \"720h\"")).is_ok());
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub struct RawWeb {
     pub address: String,
     pub secure_cookies: bool,
     pub session_hours: u64,
+    /// Optional so configuration files written before it still load.
+    #[serde(default = "default_sla_sweep_seconds")]
     pub sla_sweep_seconds: u64,
     /// Optional so configuration files written before it still load.
     #[serde(default = "default_max_body_bytes")]
@@ -85,6 +87,11 @@ pub struct RawWeb {
     /// Optional so configuration files written before it still load.
     #[serde(default = "default_read_timeout_seconds")]
     pub read_timeout_seconds: u64,
+}
+
+/// `web.sla_sweep_seconds` when the file does not set it: every minute.
+fn default_sla_sweep_seconds() -> u64 {
+    60
 }
 
 /// `web.max_body_bytes` when the file does not set it: 1 MiB (a reply of
