@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use supportd_tests::servers::PostgresDatabase;
 use supportd_tests::{TestEnv, fixtures};
 
-use crate::web::{PASSWORD, Reply, Serve, add_staff, form_encode, get, log_in, request};
+use crate::web::{PASSWORD, Reply, Serve, form_encode, get, log_in, request, seed_desk};
 
 /// A session cookie pair no server ever issued (the attacker's choice).
 const PLANTED: &str =
@@ -68,20 +68,11 @@ fn assert_local(location: Option<&str>, what: &str) {
     );
 }
 
-/// A database with the fixture mail, staff `ana` (staff) and `rita`
-/// (read-only), and an API token that may act (returned).
+/// The desk of the web tests ([`seed_desk`]) plus a mail with an attachment,
+/// and an API token that may act (returned).
 fn prepared(env: &TestEnv) -> String {
     env.ok(&["migrate"]);
-    env.ok(&[
-        "accounts",
-        "import",
-        fixtures().join("accounts.csv").to_str().unwrap(),
-    ]);
-    env.ok(&[
-        "ingest",
-        fixtures().join("web/hostile-html.eml").to_str().unwrap(),
-    ]);
-    env.ok(&["ingest", fixtures().join("mail").to_str().unwrap()]);
+    seed_desk(env);
     env.ok(&[
         "ingest",
         fixtures()
@@ -89,8 +80,6 @@ fn prepared(env: &TestEnv) -> String {
             .to_str()
             .unwrap(),
     ]);
-    add_staff(env, "ana", "staff");
-    add_staff(env, "rita", "read-only");
     env.ok(&["token", "create", "desk", "--role", "staff"])
         .trim()
         .to_owned()

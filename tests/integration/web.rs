@@ -165,10 +165,9 @@ impl Serve {
     }
 }
 
-/// A database with the hostile mail as CS-1001, the fixture mail after it, a
-/// staff account and an API token (returned).
-pub(crate) fn prepared_env() -> (TestEnv, String) {
-    let env = TestEnv::new();
+/// The accounts fixture, the hostile mail as CS-1001, the fixture mail after
+/// it, staff `ana` (staff) and `rita` (read-only).
+pub(crate) fn seed_desk(env: &TestEnv) {
     env.ok(&[
         "accounts",
         "import",
@@ -179,8 +178,15 @@ pub(crate) fn prepared_env() -> (TestEnv, String) {
         fixtures().join("web/hostile-html.eml").to_str().unwrap(),
     ]);
     env.ok(&["ingest", fixtures().join("mail").to_str().unwrap()]);
-    add_staff(&env, "ana", "staff");
-    add_staff(&env, "rita", "read-only");
+    add_staff(env, "ana", "staff");
+    add_staff(env, "rita", "read-only");
+}
+
+/// A database with the hostile mail as CS-1001, the fixture mail after it, a
+/// staff account and an API token (returned).
+pub(crate) fn prepared_env() -> (TestEnv, String) {
+    let env = TestEnv::new();
+    seed_desk(&env);
     let token = env.ok(&["token", "create", "monitoring"]).trim().to_owned();
     assert!(token.starts_with("sdt_"), "{token}");
     (env, token)

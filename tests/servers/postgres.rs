@@ -72,7 +72,7 @@ impl Drop for PostgresDatabase {
 }
 
 /// `psql -tA -c SQL` on `url`; panics with psql's message on failure.
-fn psql(url: &str, sql: &str) -> String {
+pub(crate) fn psql(url: &str, sql: &str) -> String {
     let output = Command::new("psql")
         .args([
             "-X",

@@ -183,27 +183,7 @@ impl PostgresCluster {
     /// `psql -tA -c SQL` on `database` of this cluster.
     fn psql(&self, database: &str, sql: &str) -> String {
         let url = format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port);
-        let output = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-t",
-                "-A",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                &url,
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("run psql");
-        assert!(
-            output.status.success(),
-            "psql {sql:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("utf-8 from psql")
+        super::postgres::psql(&url, sql)
     }
 
     fn data_dir(&self) -> PathBuf {
