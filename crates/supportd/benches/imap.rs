@@ -12,19 +12,18 @@
 //!
 //! `cargo bench -p supportd --bench imap` (needs Dovecot installed, as root).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::mail;
+use common::{mail, serve_config};
 use supportd_intake::{
     Acknowledge, Auth, IdleOutcome, ImapAccount, SecretSource, Security, Start, connect,
 };
 use supportd_store::Store;
 use supportd_tests::servers::dovecot::{Dovecot, SUPPORT_PASSWORD, SUPPORT_USER};
-use supportd_tests::workspace_root;
 
 const MAILS: usize = 10_000;
 const RUNS: usize = 3;
@@ -71,28 +70,6 @@ async fn plain_fetch(account: &ImapAccount) -> (usize, u64, Duration) {
     let elapsed = started.elapsed();
     let _ = session.logout().await;
     (count, bytes, elapsed)
-}
-
-/// A config file for `serve`: the repository's default with the rule files
-/// made absolute and one `[[mailbox]]`.
-fn serve_config(directory: &Path, dovecot: &Dovecot, password_file: &Path, start: &str) -> PathBuf {
-    let config_dir = workspace_root().join("config");
-    let default = std::fs::read_to_string(config_dir.join("default.toml")).expect("default.toml");
-    let absolute =
-        |name: &str| format!("rules = {:?}", config_dir.join(name).display().to_string());
-    let config = default
-        .replace("rules = \"classifier.toml\"", &absolute("classifier.toml"))
-        .replace("rules = \"routing.toml\"", &absolute("routing.toml"));
-    let mailbox = format!(
-        "\n[[mailbox]]\nname = \"bench\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\n\
-         username = \"{SUPPORT_USER}\"\nauth = {{ method = \"password\", password_file = \"{}\" }}\n\
-         acknowledge = \"none\"\nstart = \"{start}\"\n",
-        dovecot.plain_port(),
-        password_file.display()
-    );
-    let path = directory.join("supportd.toml");
-    std::fs::write(&path, format!("{config}{mailbox}")).expect("write config");
-    path
 }
 
 fn spawn_serve(directory: &Path, config: &Path, database: &Path) -> Child {
@@ -171,7 +148,12 @@ struct ServeRun {
 /// `serve` ingesting every waiting mail.
 async fn serve_ingest(dovecot: &Dovecot, password_file: &Path) -> ServeRun {
     let directory = tempfile::tempdir().expect("temp dir");
-    let config = serve_config(directory.path(), dovecot, password_file, "2000-01-01");
+    let config = serve_config(
+        directory.path(),
+        dovecot,
+        password_file,
+        "start = \"2000-01-01\"\n",
+    );
     let database = directory.path().join("supportd.db");
     let store = open_store(&database).await;
     let started = Instant::now();
@@ -246,7 +228,12 @@ async fn latency(dovecot: &Dovecot, password_file: &Path) {
 
     // supportd serve: delivery -> ticket stored.
     let directory = tempfile::tempdir().expect("temp dir");
-    let config = serve_config(directory.path(), dovecot, password_file, "now");
+    let config = serve_config(
+        directory.path(),
+        dovecot,
+        password_file,
+        "start = \"now\"\n",
+    );
     let database = directory.path().join("supportd.db");
     let store = open_store(&database).await;
     let child = spawn_serve(directory.path(), &config, &database);

@@ -22,36 +22,13 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::mail;
+use common::{mail, serve_config};
 use supportd_store::Store;
 use supportd_tests::servers::PostgresDatabase;
 use supportd_tests::servers::dovecot::{Dovecot, SUPPORT_PASSWORD, SUPPORT_USER};
-use supportd_tests::workspace_root;
 
 const MAILS: usize = 10_000;
 const RUNS: usize = 3;
-
-/// The repository's default configuration with the rule files made absolute
-/// and one `[[mailbox]]` that leaves the mail where it is.
-fn serve_config(directory: &Path, dovecot: &Dovecot, password_file: &Path) -> std::path::PathBuf {
-    let config_dir = workspace_root().join("config");
-    let default = std::fs::read_to_string(config_dir.join("default.toml")).expect("default.toml");
-    let absolute =
-        |name: &str| format!("rules = {:?}", config_dir.join(name).display().to_string());
-    let config = default
-        .replace("rules = \"classifier.toml\"", &absolute("classifier.toml"))
-        .replace("rules = \"routing.toml\"", &absolute("routing.toml"));
-    let mailbox = format!(
-        "\n[[mailbox]]\nname = \"bench\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\n\
-         username = \"{SUPPORT_USER}\"\nauth = {{ method = \"password\", password_file = \"{}\" }}\n\
-         acknowledge = \"none\"\nbatch_size = 500\nstart = \"2000-01-01\"\n",
-        dovecot.plain_port(),
-        password_file.display()
-    );
-    let path = directory.join("supportd.toml");
-    std::fs::write(&path, format!("{config}{mailbox}")).expect("write config");
-    path
-}
 
 fn spawn_serve(directory: &Path, config: &Path, database_url: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_supportd"))
@@ -100,7 +77,12 @@ async fn ingest(
     instances: usize,
 ) -> Duration {
     let directory = tempfile::tempdir().expect("temp dir");
-    let config = serve_config(directory.path(), dovecot, password_file);
+    let config = serve_config(
+        directory.path(),
+        dovecot,
+        password_file,
+        "batch_size = 500\nstart = \"2000-01-01\"\n",
+    );
     let postgres = matches!(backend, Backend::Postgres).then(PostgresDatabase::create);
     let database_url = match &postgres {
         Some(database) => database.url().to_owned(),

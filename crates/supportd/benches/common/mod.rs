@@ -1,4 +1,39 @@
-//! What the IMAP benches share: the 4 KB customer mail they seed.
+//! What the IMAP benches share: the 4 KB customer mail they seed, and the
+//! configuration they run `serve` with.
+
+use std::path::{Path, PathBuf};
+
+use supportd_tests::servers::dovecot::{Dovecot, SUPPORT_USER};
+use supportd_tests::workspace_root;
+
+/// The repository's default configuration with the rule files made absolute
+/// and one `[[mailbox]]` named `bench` that leaves the mail where it is, plus
+/// `mailbox_lines` (its `start`, a batch size…), written to
+/// `directory/supportd.toml`.
+pub fn serve_config(
+    directory: &Path,
+    dovecot: &Dovecot,
+    password_file: &Path,
+    mailbox_lines: &str,
+) -> PathBuf {
+    let config_dir = workspace_root().join("config");
+    let default = std::fs::read_to_string(config_dir.join("default.toml")).expect("default.toml");
+    let absolute =
+        |name: &str| format!("rules = {:?}", config_dir.join(name).display().to_string());
+    let config = default
+        .replace("rules = \"classifier.toml\"", &absolute("classifier.toml"))
+        .replace("rules = \"routing.toml\"", &absolute("routing.toml"));
+    let mailbox = format!(
+        "\n[[mailbox]]\nname = \"bench\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\n\
+         username = \"{SUPPORT_USER}\"\nauth = {{ method = \"password\", password_file = \"{}\" }}\n\
+         acknowledge = \"none\"\n{mailbox_lines}",
+        dovecot.plain_port(),
+        password_file.display()
+    );
+    let path = directory.join("supportd.toml");
+    std::fs::write(&path, format!("{config}{mailbox}")).expect("write config");
+    path
+}
 
 /// A customer mail of about 4 KB with a unique Message-ID.
 pub fn mail(index: usize) -> Vec<u8> {
